@@ -1,0 +1,118 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""The one module that touches TVM internals.
+
+Everything ms_droplet needs from TVM and MetaSchedule is imported or wrapped here, so that a TVM
+API move (MetaSchedule moved from ``tvm.meta_schedule`` to ``tvm.s_tir.meta_schedule`` in 0.27)
+touches a single file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import tvm_ffi
+from tvm.ir import IRModule
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+from tvm.s_tir.meta_schedule.cost_model import CostModel
+from tvm.s_tir.meta_schedule.database import Database
+from tvm.s_tir.meta_schedule.postproc import Postproc
+from tvm.s_tir.meta_schedule.runner import RunnerResult
+from tvm.s_tir.meta_schedule.search_strategy import (
+    EvolutionarySearch,
+    MeasureCandidate,
+    PySearchStrategy,
+    ReplayTrace,
+    SearchStrategy,
+)
+from tvm.s_tir.meta_schedule.search_strategy import search_strategy as search_strategy_module
+from tvm.s_tir.meta_schedule.tune_context import TuneContext
+from tvm.s_tir.schedule import Instruction, Schedule, Trace
+from tvm.tirx import IntImm
+
+__all__ = [
+    "ArgInfo",
+    "CostModel",
+    "Database",
+    "EvolutionarySearch",
+    "IRModule",
+    "Instruction",
+    "MeasureCandidate",
+    "Postproc",
+    "PySearchStrategy",
+    "ReplayTrace",
+    "RunnerResult",
+    "Schedule",
+    "SearchStrategy",
+    "Trace",
+    "TuneContext",
+    "derived_object",
+    "make_candidate",
+    "module_hash",
+    "ms",
+    "run_seconds",
+    "search_strategy_module",
+    "traced_schedule",
+]
+
+# Annotations whose integer value MetaSchedule's MutateParallel (and the vectorize rule) varies;
+# they are ``Annotate`` inputs, not sampling decisions.
+PARALLEL_ANNOTATION = "meta_schedule.parallel"
+VECTORIZE_ANNOTATION = "meta_schedule.vectorize"
+
+
+def module_hash(mod: IRModule) -> int:
+    """Structural hash of a scheduled module: equal programs, equal hashes."""
+    return int(tvm_ffi.structural_hash(mod)) & 0xFFFFFFFFFFFFFFFF
+
+
+def traced_schedule(mod: IRModule, seed: int) -> Schedule:
+    """A fresh traced schedule as MetaSchedule's own strategies create for replay."""
+    # TVM takes seeds in [1, 2^31 - 1].
+    return Schedule(mod, seed=seed % 2147483646 + 1, debug_mask=0, error_render_level="none")
+
+
+def make_candidate(sch: Schedule) -> MeasureCandidate:
+    """Wrap a post-processed schedule as a measure candidate (as ReplayTrace does)."""
+    return MeasureCandidate(sch, ArgInfo.from_entry_func(sch.mod, remove_preproc=True))
+
+
+def run_seconds(result: RunnerResult) -> list[float] | None:
+    """Run times of a successful measurement, or ``None`` for a failed one."""
+    if result.error_msg is not None or result.run_secs is None:
+        return None
+    samples = [float(getattr(s, "value", s)) for s in result.run_secs]
+    # The local runner reports failures that slip past error_msg as huge or non-positive times.
+    if not samples or any(not 0.0 < s < 1e9 for s in samples):
+        return None
+    return samples
+
+
+def int_value(value: Any) -> int:
+    """Python int of an ``IntImm`` or int."""
+    return int(getattr(value, "value", value))
+
+
+def with_annotation_value(inst: Instruction, value: int) -> Instruction:
+    """Copy of an ``Annotate`` instruction with a new integer annotation value."""
+    inputs: Sequence[Any] = list(inst.inputs)
+    return Instruction(
+        inst.kind, [inputs[0], IntImm("int32", int(value))], list(inst.attrs), list(inst.outputs)
+    )

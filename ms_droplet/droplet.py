@@ -1,0 +1,258 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""Droplet search: batched coordinate descent over integer coordinates.
+
+This module is the pure search core. It never builds, runs or times anything and imports nothing
+from TVM: it is *asked* for points and *told* their measured run times (the ask/tell style of
+Optuna's samplers), which maps directly onto MetaSchedule's ``generate_measure_candidates`` /
+``notify_runner_results`` pair.
+
+A point is a tuple of option indices, one per coordinate; coordinate ``d`` takes values in
+``range(sizes[d])``. The descent keeps a *centre* (the best point so far) and a *step*. Each round
+proposes the neighbours ``centre +- step * e_d`` of every coordinate ``d``. A measured neighbour
+that is faster than the centre beyond noise (:func:`~ms_droplet.stats.is_significantly_faster`)
+becomes the centre at once, the step resets to 1 and the next round starts with a speculative
+point one more move along the direction that just paid off. When a round is used up without an
+improvement the step doubles (the "speculation" of the Droplet papers: larger moves are tried
+while results of smaller ones are still pending). When the step outgrows every coordinate and
+nothing is pending, the descent has converged; the caller may :meth:`Droplet.restart` it from
+another point, and points visited before are never proposed again.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Sequence
+
+from .stats import is_significantly_faster, mean
+
+Point = tuple[int, ...]
+
+
+class Droplet:
+    """Coordinate descent over a box of integer coordinates, driven by ask/tell.
+
+    Parameters
+    ----------
+    sizes : Sequence[int]
+        Number of options of every coordinate (each at least 1).
+    significance : float
+        Level of the one-sided test that accepts a faster neighbour.
+    min_improvement : float
+        Smallest relative gain that accepts a faster neighbour.
+    seed : int
+        Seed of the order in which coordinates are visited within a round.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        *,
+        significance: float = 0.05,
+        min_improvement: float = 0.01,
+        seed: int = 0,
+    ) -> None:
+        if any(size < 1 for size in sizes):
+            raise ValueError(f"every coordinate needs at least one option, got sizes {sizes}")
+        self.sizes: tuple[int, ...] = tuple(sizes)
+        self.significance = significance
+        self.min_improvement = min_improvement
+        self._rng = random.Random(seed)
+        self._visited: set[Point] = set()
+        # Results told so far: a later descent (after a restart) reuses them instead of
+        # proposing the same point again.
+        self._results: dict[Point, list[float]] = {}
+        self._pending: set[Point] = set()
+        self._queue: deque[Point] = deque()
+        self._centre: Point | None = None
+        self._centre_samples: list[float] = []
+        self._step = 1
+        self._max_step = max((size - 1 for size in self.sizes), default=0)
+        self.moves = 0
+
+    # ----------------------------------------------------------------------------------------
+    # State
+    # ----------------------------------------------------------------------------------------
+    @property
+    def centre(self) -> Point | None:
+        """The current best point, or ``None`` before :meth:`restart`."""
+        return self._centre
+
+    @property
+    def centre_latency(self) -> float | None:
+        """Mean run time of the centre, or ``None`` before :meth:`restart`."""
+        return mean(self._centre_samples) if self._centre_samples else None
+
+    @property
+    def step(self) -> int:
+        """The current step length."""
+        return self._step
+
+    @property
+    def pending(self) -> frozenset[Point]:
+        """Points handed out by :meth:`ask` whose results have not been told yet."""
+        return frozenset(self._pending)
+
+    @property
+    def converged(self) -> bool:
+        """Whether the descent can propose nothing more from its centre and awaits no result."""
+        return not self._pending and not self._queue and self._step > self._max_step
+
+    def is_visited(self, point: Point) -> bool:
+        """Whether ``point`` was proposed, told, rejected or started from before."""
+        return tuple(point) in self._visited
+
+    # ----------------------------------------------------------------------------------------
+    # Ask / tell
+    # ----------------------------------------------------------------------------------------
+    def restart(self, point: Sequence[int], samples: Sequence[float]) -> None:
+        """Start (or restart) the descent from a measured point.
+
+        Parameters
+        ----------
+        point : Sequence[int]
+            The starting point.
+        samples : Sequence[float]
+            Its measured run times (non-empty).
+        """
+        point = self._check(point)
+        if not samples:
+            raise ValueError("a descent must start from a successfully measured point")
+        self._visited.add(point)
+        self._pending.discard(point)
+        self._results[point] = list(samples)
+        self._move(point, samples, previous=None)
+
+    def ask(self, count: int) -> list[Point]:
+        """Propose up to ``count`` unvisited points, best guesses first.
+
+        When the current round is used up while results are still pending, the step grows
+        speculatively. Fewer than ``count`` points come back only when the descent has nothing
+        left to propose from its centre.
+        """
+        if self._centre is None:
+            raise RuntimeError("Droplet.ask() before Droplet.restart()")
+        proposals: list[Point] = []
+        while len(proposals) < count:
+            if not self._queue and not self._grow():
+                break
+            point = self._queue.popleft()
+            if point in self._visited:
+                known = self._results.get(point)
+                if known is not None and point != self._centre:
+                    self._consider(point, known)
+                continue
+            self._visited.add(point)
+            self._pending.add(point)
+            proposals.append(point)
+        return proposals
+
+    def give_back(self, points: Sequence[Point]) -> None:
+        """Return asked points that the caller decided not to measure now.
+
+        They go back to the front of the queue, in the given order, and may be asked again.
+        """
+        for point in reversed([tuple(p) for p in points]):
+            if point in self._pending:
+                self._pending.discard(point)
+                self._visited.discard(point)
+                self._queue.appendleft(point)
+
+    def reject(self, point: Sequence[int]) -> None:
+        """Drop an asked point that cannot be measured (invalid or a duplicate in flight)."""
+        point = tuple(point)
+        self._pending.discard(point)
+        self._visited.add(point)
+
+    def tell(self, point: Sequence[int], samples: Sequence[float] | None) -> bool:
+        """Report the run times of a point; ``None`` or empty means it failed.
+
+        Returns
+        -------
+        moved : bool
+            Whether the point became the new centre.
+        """
+        point = tuple(point)
+        self._pending.discard(point)
+        self._visited.add(point)
+        if samples:
+            self._results[point] = list(samples)
+        return self._consider(point, samples)
+
+    def _consider(self, point: Point, samples: Sequence[float] | None) -> bool:
+        """Move to ``point`` if it is faster than the centre beyond noise."""
+        if not samples or self._centre is None:
+            return False
+        if not is_significantly_faster(
+            samples,
+            self._centre_samples,
+            significance=self.significance,
+            min_improvement=self.min_improvement,
+        ):
+            return False
+        self._move(point, samples, previous=self._centre)
+        return True
+
+    # ----------------------------------------------------------------------------------------
+    # Internals
+    # ----------------------------------------------------------------------------------------
+    def _check(self, point: Sequence[int]) -> Point:
+        point = tuple(int(x) for x in point)
+        if len(point) != len(self.sizes) or any(
+            not 0 <= x < size for x, size in zip(point, self.sizes)
+        ):
+            raise ValueError(f"point {point} lies outside the box {self.sizes}")
+        return point
+
+    def _move(self, point: Point, samples: Sequence[float], previous: Point | None) -> None:
+        self._centre = point
+        self._centre_samples = list(samples)
+        self._step = 1
+        self._queue.clear()
+        if previous is not None:
+            self.moves += 1
+            # Speculate that the move that just paid off pays off once more.
+            ahead = tuple(2 * c - p for c, p in zip(point, previous))
+            if self._inside(ahead):
+                self._queue.append(ahead)
+        self._queue.extend(self._neighbours(point, 1))
+
+    def _grow(self) -> bool:
+        """Start the next round at a doubled step; ``False`` once no step fits in the box."""
+        while True:
+            self._step *= 2
+            if self._step > self._max_step:
+                return False
+            self._queue.extend(self._neighbours(self._centre, self._step))
+            if self._queue:
+                return True
+
+    def _inside(self, point: Point) -> bool:
+        return all(0 <= x < size for x, size in zip(point, self.sizes))
+
+    def _neighbours(self, centre: Point, step: int) -> list[Point]:
+        dims = list(range(len(self.sizes)))
+        self._rng.shuffle(dims)
+        out = []
+        for dim in dims:
+            for delta in (step, -step):
+                value = centre[dim] + delta
+                if 0 <= value < self.sizes[dim]:
+                    out.append((*centre[:dim], value, *centre[dim + 1 :]))
+        # Visited points stay only when their result is known: the descent may move to them.
+        return [p for p in out if p not in self._visited or p in self._results]

@@ -1,0 +1,210 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""One tuning job end to end: tune, compile the best schedule, check it, time it.
+
+Shared by the ``ms-droplet tune`` command and the benchmarks, so that both measure the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import psutil
+
+from .workloads import Workload, output_shape, random_inputs
+
+STRATEGIES = ("droplet", "evolutionary")
+
+
+@dataclass
+class TuneResult:
+    """What one job measured."""
+
+    workload: str
+    strategy: str
+    trials: int
+    records: int
+    tuning_seconds: float
+    latency_us: float
+    gflops: float
+    max_abs_error: float
+    reference: str
+    correct: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict, for JSON."""
+        return asdict(self)
+
+
+def host_target(num_cores: int | None = None) -> Any:
+    """The host CPU as an LLVM target with ``mcpu`` set (generic code understates kernels)."""
+    import tvm
+
+    cores = num_cores or psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return tvm.target.Target(
+        {"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu(), "num-cores": cores}
+    )
+
+
+def evaluator_runner(repeat: int = 3, min_repeat_ms: int = 40) -> Any:
+    """A local runner that reports ``repeat`` timings per candidate.
+
+    Several repeats give droplet's significance test something to test; every strategy of a
+    comparison gets the same runner.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    config = ms.runner.EvaluatorConfig(
+        number=3, repeat=repeat, min_repeat_ms=min_repeat_ms, enable_cpu_cache_flush=False
+    )
+    return ms.runner.LocalRunner(evaluator_config=config)
+
+
+def tune(
+    workload: Workload,
+    target: Any,
+    *,
+    trials: int,
+    per_iter: int,
+    strategy: Any,
+    work_dir: str,
+    seed: int | None = None,
+    runner: Any = None,
+    builder: Any = "local",
+    callbacks: Any = "default",
+) -> Any:
+    """Tune ``workload`` with MetaSchedule's own entry points; return the database."""
+    from tvm.s_tir import meta_schedule as ms
+
+    runner = runner if runner is not None else evaluator_runner()
+    common = {
+        "max_trials_global": trials,
+        "num_trials_per_iter": per_iter,
+        "strategy": strategy,
+        "seed": seed,
+        "runner": runner,
+        "builder": builder,
+        "measure_callbacks": callbacks,
+    }
+    if workload.is_relax:
+        return ms.relax_integration.tune_relax(
+            workload.mod, workload.params or {}, target, work_dir, **common
+        )
+    return ms.tir_integration.tune_tir(workload.mod, target, work_dir, **common)
+
+
+def compile_best(workload: Workload, database: Any, target: Any) -> Any:
+    """Build the best tuned program: a runtime module (TIR) or a Relax VM executable."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    if workload.is_relax:
+        params = {k: tvm.runtime.tensor(v) for k, v in (workload.params or {}).items()}
+        return ms.relax_integration.compile_relax(database, workload.mod, target, params)
+    sch = ms.tir_integration.compile_tir(database, workload.mod, target)
+    if sch is None:
+        raise RuntimeError(f"the database holds no valid schedule for {workload.name}")
+    return tvm.compile(sch.mod, target=target)
+
+
+def _reference_output(workload: Workload, inputs: list[np.ndarray], target: Any) -> np.ndarray:
+    if workload.numpy_reference is not None:
+        return workload.numpy_reference(inputs)
+    import tvm
+
+    untuned = tvm.compile(workload.mod, target=target)
+    return _run_tir(untuned, workload, inputs)[0]
+
+
+def _run_tir(executable: Any, workload: Workload, inputs: list[np.ndarray]) -> tuple:
+    import tvm
+
+    dev = tvm.cpu()
+    shape, dtype = output_shape(workload)
+    args = [tvm.runtime.tensor(x, dev) for x in inputs]
+    out = tvm.runtime.tensor(np.zeros(shape, dtype), dev)
+    executable["main"](*args, out)
+    return out.numpy(), [*args, out]
+
+
+def run_and_time(
+    workload: Workload, executable: Any, target: Any, *, number: int = 10, repeat: int = 5
+) -> tuple[np.ndarray, float, list[np.ndarray]]:
+    """Run the compiled program; return its output, median latency (s) and its inputs."""
+    import tvm
+
+    dev = tvm.cpu()
+    inputs = random_inputs(workload)
+    if workload.is_relax:
+        vm = tvm.relax.VirtualMachine(executable, dev)
+        args = [tvm.runtime.tensor(x, dev) for x in inputs]
+        output = vm["main"](*args).numpy()
+        timer = vm.time_evaluator("main", dev, number=number, repeat=repeat)
+        results = timer(*args).results
+    else:
+        output, args = _run_tir(executable, workload, inputs)
+        timer = executable.jit().time_evaluator("main", dev, number=number, repeat=repeat)
+        results = timer(*args).results
+    return output, float(np.median(results)), inputs
+
+
+def tune_and_check(
+    workload: Workload,
+    target: Any,
+    *,
+    trials: int,
+    per_iter: int,
+    strategy: Any,
+    strategy_name: str,
+    work_dir: str,
+    seed: int | None = None,
+    runner: Any = None,
+) -> TuneResult:
+    """Tune, compile, check against the reference and time one workload."""
+    start = time.perf_counter()
+    database = tune(
+        workload,
+        target,
+        trials=trials,
+        per_iter=per_iter,
+        strategy=strategy,
+        work_dir=work_dir,
+        seed=seed,
+        runner=runner,
+    )
+    tuning_seconds = time.perf_counter() - start
+    executable = compile_best(workload, database, target)
+    output, latency, inputs = run_and_time(workload, executable, target)
+    expected = _reference_output(workload, inputs, target)
+    error = float(np.max(np.abs(output.astype("float64") - expected.astype("float64"))))
+    tolerance = 1e-3 * max(1.0, float(np.max(np.abs(expected))))
+    return TuneResult(
+        workload=workload.name,
+        strategy=strategy_name,
+        trials=trials,
+        records=len(database.get_all_tuning_records()),
+        tuning_seconds=tuning_seconds,
+        latency_us=latency * 1e6,
+        gflops=workload.flops / latency / 1e9,
+        max_abs_error=error,
+        reference="numpy" if workload.numpy_reference is not None else "untuned TVM build",
+        correct=bool(error <= tolerance),
+    )

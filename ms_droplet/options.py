@@ -1,0 +1,156 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""The options of :class:`~ms_droplet.strategy.DropletSearch`, declared once.
+
+Each option's name, default, meaning and check live in :data:`OPTIONS`; the same table validates
+what a user passes and writes the strategy's docstring, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Option:
+    """One user-facing option: its name, default, meaning and validity check."""
+
+    name: str
+    default: Any
+    doc: str
+    check: Callable[[Any], bool]
+    expects: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+ON_CONVERGE = ("restart", "explore", "stop")
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "explore_trials",
+        64,
+        "Most measured trials the exploration phase (TVM's EvolutionarySearch) takes before "
+        "the descent starts. 64 is one default MetaSchedule batch: on the 2-core CPU runs of "
+        "the project's benchmarks the evolutionary best stops improving quickly after its first "
+        "batches, while the descent keeps finding faster neighbours.",
+        lambda v: _is_int(v) and v >= 0,
+        "an int >= 0",
+    ),
+    Option(
+        "explore_fraction",
+        0.5,
+        "Largest share of the task's trial budget the exploration phase may take, so that small "
+        "budgets still leave room for the descent.",
+        lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0,
+        "a number in [0, 1]",
+    ),
+    Option(
+        "on_converge",
+        "restart",
+        "What to do when a descent converges and budget remains: 'restart' from the next-best "
+        "distinct measured schedule (then explore once none is left), 'explore' for another "
+        "batch before descending again from the best, or 'stop' to end the task (return None) "
+        "and hand its time to the other tasks.",
+        lambda v: v in ON_CONVERGE,
+        f"one of {ON_CONVERGE}",
+    ),
+    Option(
+        "significance",
+        0.05,
+        "Level of the one-sided Welch t-test that accepts a faster neighbour as the new best "
+        "(applies when the runner reports two or more repeats per candidate).",
+        lambda v: isinstance(v, (int, float)) and 0.0 < v < 1.0,
+        "a number in (0, 1)",
+    ),
+    Option(
+        "min_improvement",
+        0.01,
+        "Smallest relative speed-up that accepts a neighbour as the new best; guards against "
+        "noise when the runner reports a single repeat.",
+        lambda v: isinstance(v, (int, float)) and 0.0 <= v < 1.0,
+        "a number in [0, 1)",
+    ),
+    Option(
+        "rank_pool",
+        2,
+        "With a cost model, replay this many times more neighbours than a batch holds and "
+        "measure the ones the cost model ranks best; 1 measures neighbours in descent order.",
+        lambda v: _is_int(v) and v >= 1,
+        "an int >= 1",
+    ),
+    Option(
+        "seed",
+        None,
+        "Seed of the descent's own choices; None takes the TuneContext's rand_state.",
+        lambda v: v is None or _is_int(v),
+        "None or an int",
+    ),
+    Option(
+        "evolutionary",
+        None,
+        "Keyword arguments for the exploration's EvolutionarySearch (population_size, "
+        "eps_greedy, ...); None keeps TVM's defaults.",
+        lambda v: v is None or isinstance(v, Mapping),
+        "None or a dict",
+    ),
+)
+
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def resolve_options(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check user options against :data:`OPTIONS` and fill in the defaults.
+
+    Raises
+    ------
+    ValueError
+        On an unknown option name (with the closest known name) or an invalid value.
+    """
+    unknown = [name for name in given if name not in _BY_NAME]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, _BY_NAME, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ValueError(
+            f"Unknown DropletSearch option '{name}'.{hint} "
+            f"Known options: {', '.join(sorted(_BY_NAME))}."
+        )
+    resolved = {option.name: option.default for option in OPTIONS}
+    for name, value in given.items():
+        option = _BY_NAME[name]
+        if not option.check(value):
+            raise ValueError(
+                f"Invalid value {value!r} for DropletSearch option '{name}': "
+                f"expected {option.expects}."
+            )
+        resolved[name] = dict(value) if isinstance(value, Mapping) else value
+    return resolved
+
+
+def options_docstring() -> str:
+    """Numpydoc ``Parameters`` entries for every option."""
+    lines = []
+    for option in OPTIONS:
+        lines.append(f"{option.name} : {option.expects}, default {option.default!r}")
+        lines.append(f"    {option.doc}")
+    return "\n".join(lines)

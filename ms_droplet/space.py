@@ -1,0 +1,245 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""The decisions of a schedule trace as coordinates of a search space.
+
+A :class:`DecisionSpace` is built from one measured trace. Every tunable decision of the trace
+becomes a coordinate with an ordered list of valid values:
+
+* ``SamplePerfectTile`` / ``SamplePartitionedTile``: the valid tilings of the loop, in
+  lexicographic order (only valid ones: TVM silently repairs invalid tilings, so those would be
+  wasted or duplicate measurements);
+* ``SampleCategorical``: the indices of its candidates (unroll depths, GPU thread extents...);
+* ``SampleComputeLocation``: the locations TVM accepts for the block at that point of the trace;
+* ``Annotate`` with ``meta_schedule.parallel`` / ``meta_schedule.vectorize``: powers of two up to
+  the design space's limit (what MetaSchedule's MutateParallel varies).
+
+A point (one index per coordinate) replays onto a fresh schedule of the task's module, followed by
+the space generator's postprocessors, exactly as MetaSchedule's own strategies replay traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _tvm
+from .tiles import perfect_tilings
+
+# Compute-location indices beyond this are never probed: they index loops of the consumer's
+# loop nest, which is far shallower for every MetaSchedule design space.
+_MAX_COMPUTE_LOCATION = 48
+# Parallel/vectorize limits are varied up to at least this value (MetaSchedule's CPU default is
+# num_cores * 16 for parallel and 64 for vectorize).
+_MIN_ANNOTATION_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class Coordinate:
+    """One tunable decision of a trace.
+
+    Parameters
+    ----------
+    inst_index : int
+        Position of the instruction in the simplified trace.
+    kind : str
+        The instruction kind (``SamplePerfectTile``, ``Annotate``...).
+    values : Tuple[Any, ...]
+        The valid values, in the order the descent walks them.
+    """
+
+    inst_index: int
+    kind: str
+    values: tuple[Any, ...]
+
+
+def _annotation_values(current: int) -> tuple[int, ...]:
+    limit = max(current, _MIN_ANNOTATION_LIMIT)
+    values = {current}
+    power = 1
+    while power <= limit:
+        values.add(power)
+        power *= 2
+    return tuple(sorted(values))
+
+
+class DecisionSpace:
+    """Coordinates of a trace's decisions, and the replay of points into schedules.
+
+    Parameters
+    ----------
+    mod : IRModule
+        The task's module (unscheduled).
+    trace : Trace
+        A trace of a schedule of ``mod`` (post-processing instructions are dropped).
+    postprocs : Sequence[Postproc]
+        The space generator's postprocessors, already initialised with the tune context.
+    seed : int
+        Seed of the schedules replayed (replays fix every decision, so it only matters to
+        postprocessors that sample).
+    """
+
+    def __init__(
+        self,
+        mod: _tvm.IRModule,
+        trace: _tvm.Trace,
+        postprocs: Sequence[_tvm.Postproc],
+        seed: int = 0,
+    ) -> None:
+        self.mod = mod
+        self.postprocs = list(postprocs)
+        self.seed = seed
+        trace = trace.simplified(remove_postproc=True)
+        self.insts = list(trace.insts)
+        self.decisions = dict(trace.decisions.items())
+        location_values = self._probe_compute_locations(trace)
+        coords: list[Coordinate] = []
+        origin: list[int] = []
+        for index, inst in enumerate(self.insts):
+            values, current = self._values_of(inst, location_values)
+            if values is None or len(values) < 2 or current not in values:
+                continue
+            coords.append(Coordinate(index, inst.kind.name, values))
+            origin.append(values.index(current))
+        self.coordinates: tuple[Coordinate, ...] = tuple(coords)
+        self.origin: tuple[int, ...] = tuple(origin)
+        self.key = self._structure_key()
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Number of valid values of every coordinate."""
+        return tuple(len(c.values) for c in self.coordinates)
+
+    def encode(self, trace: _tvm.Trace) -> tuple[int, ...] | None:
+        """The point of another trace of the same structure, or ``None`` if it does not fit."""
+        other = DecisionSpace(self.mod, trace, (), self.seed)
+        if other.key != self.key:
+            return None
+        point = []
+        for coord, (index, value) in zip(self.coordinates, other.current_values()):
+            if index != coord.inst_index or value not in coord.values:
+                return None
+            point.append(coord.values.index(value))
+        return tuple(point)
+
+    def current_values(self) -> list[tuple[int, Any]]:
+        """(instruction index, value) of every coordinate at the origin."""
+        return [(c.inst_index, c.values[i]) for c, i in zip(self.coordinates, self.origin)]
+
+    def trace_of(self, point: Sequence[int]) -> _tvm.Trace:
+        """The trace whose decisions are the values at ``point``."""
+        insts = list(self.insts)
+        decisions = dict(self.decisions)
+        for coord, index in zip(self.coordinates, point):
+            value = coord.values[index]
+            inst = insts[coord.inst_index]
+            if coord.kind == "Annotate":
+                insts[coord.inst_index] = _tvm.with_annotation_value(inst, value)
+            else:
+                decisions[inst] = list(value) if isinstance(value, tuple) else value
+        return _tvm.Trace(insts, decisions)
+
+    def replay(self, point: Sequence[int]) -> _tvm.Schedule | None:
+        """A post-processed schedule for ``point``, or ``None`` if TVM rejects it."""
+        sch = _tvm.traced_schedule(self.mod, self.seed)
+        try:
+            self.trace_of(point).apply_to_schedule(sch, remove_postproc=True)
+            for postproc in self.postprocs:
+                if not postproc.apply(sch):
+                    return None
+        except Exception:
+            return None
+        return sch
+
+    # ----------------------------------------------------------------------------------------
+    def _values_of(
+        self, inst: _tvm.Instruction, location_values: dict[int, tuple[int, ...]]
+    ) -> tuple[tuple[Any, ...] | None, Any]:
+        kind = inst.kind.name
+        attrs = list(inst.attrs)
+        if kind == "Annotate":
+            key = str(attrs[0]) if attrs else ""
+            value = list(inst.inputs)[1]
+            if key in (_tvm.PARALLEL_ANNOTATION, _tvm.VECTORIZE_ANNOTATION) and hasattr(
+                value, "value"
+            ):
+                current = _tvm.int_value(value)
+                return _annotation_values(current), current
+            return None, None
+        if inst not in self.decisions:
+            return None, None
+        decision = self.decisions[inst]
+        if kind in ("SamplePerfectTile", "SamplePartitionedTile"):
+            current = tuple(_tvm.int_value(x) for x in decision)
+            extent = 1
+            for factor in current:
+                extent *= factor
+            if kind == "SamplePerfectTile":
+                n_splits, max_innermost = (_tvm.int_value(a) for a in attrs[:2])
+                values = perfect_tilings(extent, n_splits, max_innermost)
+            else:
+                n_splits, partition_pos, innerpart = (_tvm.int_value(a) for a in attrs[:3])
+                values = perfect_tilings(extent, n_splits, -1, partition_pos, innerpart)
+            return values, current
+        if kind == "SampleCategorical":
+            return tuple(range(len(attrs[0]))), _tvm.int_value(decision)
+        if kind == "SampleComputeLocation":
+            index = self.insts.index(inst)
+            return location_values.get(index), _tvm.int_value(decision)
+        return None, None
+
+    def _probe_compute_locations(self, trace: _tvm.Trace) -> dict[int, tuple[int, ...]]:
+        """Valid values of every ``SampleComputeLocation``, found by asking TVM.
+
+        TVM maps an invalid location to the nearest valid one below it, so a value is valid
+        exactly when a schedule keeps it.
+        """
+        kinds = {inst.kind.name for inst in self.insts}
+        if "SampleComputeLocation" not in kinds:
+            return {}
+        sch = _tvm.traced_schedule(self.mod, self.seed)
+        found: dict[int, tuple[int, ...]] = {}
+        position = {id_: i for i, id_ in enumerate(map(_inst_id, self.insts))}
+
+        def provider(inst: Any, inputs: Any, attrs: Any, decision: Any) -> Any:
+            if inst.kind.name == "SampleComputeLocation":
+                valid = []
+                for value in range(-2, _MAX_COMPUTE_LOCATION):
+                    probe = sch.copy()
+                    probe.sample_compute_location(inputs[0], decision=value)
+                    kept = _tvm.int_value(probe.trace.decisions[probe.trace.insts[-1]])
+                    if kept == value:
+                        valid.append(value)
+                found[position[_inst_id(inst)]] = tuple(valid)
+            return decision
+
+        try:
+            trace.apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
+        except Exception:
+            return {}
+        return found
+
+    def _structure_key(self) -> tuple:
+        return tuple(
+            (c.inst_index, c.kind, len(c.values), c.values[0], c.values[-1])
+            for c in self.coordinates
+        ) + tuple(inst.kind.name for inst in self.insts)
+
+
+def _inst_id(inst: Any) -> Any:
+    return inst.__chandle__() if hasattr(inst, "__chandle__") else id(inst)

@@ -1,0 +1,129 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""Shared helpers: real TVM workloads, targets and tune contexts."""
+
+from __future__ import annotations
+
+import pytest
+
+LLVM_TARGET = {"kind": "llvm", "num-cores": 2}
+CUDA_TARGET = {
+    "kind": "cuda",
+    "arch": "sm_80",
+    "max_threads_per_block": 1024,
+    "max_shared_memory_per_block": 49152,
+    "thread_warp_size": 32,
+}
+
+
+def te_module(name: str, index: int):
+    """The IRModule of TVM's te_workload table entry NAME:INDEX."""
+    import tvm
+    from tvm import te
+    from tvm.s_tir.meta_schedule.testing import te_workload
+
+    func, configs = te_workload.CONFIGS[name]
+    return tvm.IRModule({"main": te.create_prim_func(func(*configs[index]))})
+
+
+def matmul_module(n: int = 32):
+    import tvm
+    from tvm import te
+    from tvm.s_tir.meta_schedule.testing import te_workload
+
+    return tvm.IRModule({"main": te.create_prim_func(te_workload.matmul(n, n, n))})
+
+
+def tune_context(mod, target=None, strategy="evolutionary", seed=1):
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.TuneContext(
+        mod=mod,
+        target=tvm.target.Target(target or LLVM_TARGET),
+        space_generator="post-order-apply",
+        search_strategy=strategy,
+        task_name="main",
+        rand_state=seed,
+        num_threads=1,
+    )
+
+
+@pytest.fixture
+def llvm_target():
+    import tvm
+
+    return tvm.target.Target(LLVM_TARGET)
+
+
+def synthetic_latency(module_hash: int) -> float:
+    """A deterministic stand-in for a measurement: a fixed run time per program."""
+    return 1e-3 * (1.0 + (module_hash % 9973) / 9973.0)
+
+
+def tile_latency(candidate) -> float:
+    """A deterministic run time with structure: best when every innermost tile factor is 8."""
+    import math
+
+    trace = candidate.sch.trace
+    cost = 1.0
+    for inst in trace.insts:
+        if inst.kind.name == "SamplePerfectTile" and inst in trace.decisions:
+            inner = int(trace.decisions[inst][-1])
+            cost += (math.log2(inner) - 3.0) ** 2
+    return 1e-3 * cost
+
+
+def drive(
+    strategy,
+    max_trials,
+    per_iter,
+    design_spaces,
+    database=None,
+    cost_model=None,
+    fail=None,
+    latency=None,
+):
+    """Run a strategy's generate/notify loop as the task scheduler does, measuring with
+    ``latency(candidate)`` (default: :func:`synthetic_latency` of the program, deterministic)
+    and failing the programs ``fail`` selects.
+
+    Returns the list of batches, each a list of (module hash, samples or None).
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    from ms_droplet import _tvm
+
+    fail = fail or (lambda module_hash: False)
+    strategy.pre_tuning(max_trials, per_iter, design_spaces, database, cost_model)
+    batches = []
+    candidates = strategy.generate_measure_candidates()
+    while candidates is not None:
+        batch, results = [], []
+        for candidate in candidates:
+            module_hash = _tvm.module_hash(candidate.sch.mod)
+            if fail(module_hash):
+                results.append(ms.runner.RunnerResult(run_secs=None, error_msg="injected"))
+                batch.append((module_hash, None))
+            else:
+                secs = latency(candidate) if latency else synthetic_latency(module_hash)
+                results.append(ms.runner.RunnerResult(run_secs=[secs, secs], error_msg=None))
+                batch.append((module_hash, [secs, secs]))
+        strategy.notify_runner_results(candidates, results)
+        batches.append(batch)
+        candidates = strategy.generate_measure_candidates()
+    return batches

@@ -1,0 +1,223 @@
+"""DropletSearch driven through MetaSchedule's search-strategy interface on real traces."""
+
+import pytest
+import tvm
+from conftest import drive, synthetic_latency, te_module, tile_latency, tune_context
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.schedule import Schedule
+from tvm.script import tirx as T
+
+from ms_droplet import DropletSearch
+
+# fmt: off
+
+
+@tvm.script.ir_module
+class Matmul:
+    @T.prim_func(s_tir=True)
+    def main(a: T.handle, b: T.handle, c: T.handle) -> None:
+        T.func_attr({"global_symbol": "main"})
+        A = T.match_buffer(a, (32, 32), "float32")
+        B = T.match_buffer(b, (32, 32), "float32")
+        C = T.match_buffer(c, (32, 32), "float32")
+        for i, j, k in T.grid(32, 32, 32):
+            with T.sblock("matmul"):
+                vi, vj, vk = T.axis.remap("SSR", [i, j, k])
+                with T.init():
+                    C[vi, vj] = 0.0
+                C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
+# fmt: on
+
+
+def _schedule_matmul(sch: Schedule):
+    block = sch.get_sblock("matmul")
+    i, j, k = sch.get_loops(block=block)
+    i_0, i_1, i_2, i_3 = sch.split(i, sch.sample_perfect_tile(i, n=4))
+    j_0, j_1, j_2, j_3 = sch.split(j, sch.sample_perfect_tile(j, n=4))
+    k_0, k_1 = sch.split(k, sch.sample_perfect_tile(k, n=2))
+    sch.reorder(i_0, j_0, i_1, j_1, k_0, i_2, j_2, k_1, i_3, j_3)
+
+
+def _schedule_matmul_tiny(sch: Schedule):
+    block = sch.get_sblock("matmul")
+    i, j, _ = sch.get_loops(block=block)
+    sch.split(i, sch.sample_perfect_tile(i, n=2))
+    sch.split(j, sch.sample_perfect_tile(j, n=2))
+
+
+def test_replay_func_style_batches_without_database_or_cost_model():
+    """TVM's test_meta_schedule_replay_func protocol, with DropletSearch."""
+    context = ms.TuneContext(
+        mod=Matmul,
+        num_threads=1,
+        space_generator=ms.space_generator.ScheduleFn(sch_fn=_schedule_matmul, postprocs=[]),
+        search_strategy=DropletSearch(),
+    )
+    strategy = context.search_strategy
+    spaces = context.space_generator.generate_design_space(context.mod)
+    strategy.pre_tuning(max_trials=20, num_trials_per_iter=7, design_spaces=spaces)
+    num_trials_each_iter = []
+    candidates = strategy.generate_measure_candidates()
+    while candidates is not None:
+        num_trials_each_iter.append(len(candidates))
+        results = [ms.runner.RunnerResult(run_secs=[0.11, 0.41, 0.54], error_msg=None)] * len(
+            candidates
+        )
+        strategy.notify_runner_results(candidates, results)
+        candidates = strategy.generate_measure_candidates()
+    strategy.post_tuning()
+    assert num_trials_each_iter == [7, 7, 6]
+
+
+def _evolutionary_setup(seed=1, **options):
+    # A small population keeps the exploration quick; the descent does not depend on it.
+    evolutionary = {"population_size": 64, "init_min_unmeasured": 8}
+    strategy = DropletSearch(explore_trials=16, seed=seed, evolutionary=evolutionary, **options)
+    context = tune_context(te_module("GMM", 0), strategy=strategy, seed=seed)
+    design_spaces = context.generate_design_space()
+    return strategy, context, design_spaces
+
+
+def test_failures_stay_with_their_candidates_and_the_best_is_right():
+    strategy, _, spaces = _evolutionary_setup()
+    fail = lambda module_hash: module_hash % 3 == 0  # noqa: E731 - about a third fail
+    batches = drive(
+        strategy,
+        48,
+        8,
+        spaces,
+        ms.database.MemoryDatabase(),
+        ms.cost_model.RandomModel(seed=1),
+        fail=fail,
+    )
+    task = strategy.task
+    measured = [entry for batch in batches for entry in batch]
+    assert len(measured) == 48 and [len(b) for b in batches] == [8] * 6
+    # Never the same program twice.
+    assert len({h for h, _ in measured}) == len(measured)
+    assert any(s is None for _, s in measured), "the test needs some failures"
+    assert task.stats.descended > 0 and task.stats.failures == sum(s is None for _, s in measured)
+    for module_hash, samples in measured:
+        if samples is None:
+            assert module_hash not in task.measured
+            assert task.seen[module_hash] is None
+        else:
+            # Each result was recorded against the program it was measured on.
+            assert task.measured[module_hash].samples == samples
+            assert task.measured[module_hash].latency == pytest.approx(
+                synthetic_latency(module_hash)
+            )
+    best = min(synthetic_latency(h) for h, s in measured if s is not None)
+    assert task.best().latency == pytest.approx(best)
+    # No descent ever stood on a failed program.
+    for descent in task.descents.values():
+        assert descent.droplet.centre_latency is not None
+    strategy.post_tuning()
+
+
+def test_seeded_runs_propose_the_same_candidates():
+    def proposals():
+        strategy, _, spaces = _evolutionary_setup(seed=42)
+        batches = drive(
+            strategy, 40, 8, spaces, ms.database.MemoryDatabase(), ms.cost_model.RandomModel(seed=3)
+        )
+        assert strategy.task.stats.descended > 0
+        strategy.post_tuning()
+        return [[h for h, _ in batch] for batch in batches]
+
+    assert proposals() == proposals()
+
+
+def test_descent_improves_on_exploration():
+    strategy, _, spaces = _evolutionary_setup()
+    batches = drive(
+        strategy,
+        64,
+        8,
+        spaces,
+        ms.database.MemoryDatabase(),
+        ms.cost_model.RandomModel(seed=1),
+        latency=tile_latency,
+    )
+    task = strategy.task
+    explored = [s[0] for b in batches[:2] for _, s in b if s]
+    assert task.stats.explored == 16 and task.stats.descended == 48
+    assert task.stats.moves > 0
+    assert task.best().latency < min(explored)
+    strategy.post_tuning()
+
+
+def _tiny_context(strategy):
+    return ms.TuneContext(
+        mod=Matmul,
+        target=tvm.target.Target({"kind": "llvm", "num-cores": 2}),
+        num_threads=1,
+        rand_state=5,
+        space_generator=ms.space_generator.ScheduleFn(sch_fn=_schedule_matmul_tiny, postprocs=[]),
+        search_strategy=strategy,
+    )
+
+
+@pytest.mark.parametrize("policy", ["restart", "explore", "stop"])
+def test_on_converge_policies(policy):
+    # 32 = 2^5 has 6 two-way tilings per loop: 36 programs in all, fewer than the budget.
+    strategy = DropletSearch(explore_trials=4, on_converge=policy)
+    context = _tiny_context(strategy)
+    batches = drive(strategy, 60, 4, context.generate_design_space())
+    trials = sum(map(len, batches))
+    hashes = [h for batch in batches for h, _ in batch]
+    assert len(set(hashes)) == trials <= 36
+    if policy == "stop":
+        assert strategy.task.stats.descents_converged == 1
+        assert strategy.task.stats.descents_started == 1
+        assert trials < 36
+    else:
+        assert strategy.task.stats.descents_started > 1
+    strategy.post_tuning()
+
+
+def test_clone_is_independent_with_the_same_options():
+    original = DropletSearch(explore_trials=4, on_converge="stop")
+    clone = original.clone()
+    assert isinstance(clone, ms.search_strategy.SearchStrategy)
+    first = drive(original, 60, 4, _tiny_context(original).generate_design_space())
+    second = drive(clone, 60, 4, _tiny_context(clone).generate_design_space())
+    # Same options (stop after one converged descent) and same seed: the same run.
+    assert [[h for h, _ in b] for b in first] == [[h for h, _ in b] for b in second]
+    assert sum(map(len, first)) < 36
+    original.post_tuning()
+    clone.post_tuning()
+
+
+def test_unknown_and_invalid_options_are_named():
+    with pytest.raises(
+        ValueError, match="Unknown DropletSearch option 'explore_trails'.*explore_trials"
+    ):
+        DropletSearch(explore_trails=3)
+    with pytest.raises(ValueError, match="'on_converge'"):
+        DropletSearch(on_converge="never")
+    with pytest.raises(ValueError, match="'significance'"):
+        DropletSearch(significance=1.5)
+    with pytest.raises(ValueError, match="'evolutionary'"):
+        DropletSearch(evolutionary={"population": 3})
+
+
+def test_misuse_gets_a_clear_error():
+    strategy = DropletSearch()
+    with pytest.raises(ValueError, match="needs a TuneContext"):
+        strategy.pre_tuning(8, 8, [], None, None)
+    with pytest.raises(ValueError, match="before pre_tuning"):
+        strategy.generate_measure_candidates()
+
+
+def test_registry_keeps_tvm_behaviour_for_other_names():
+    create = ms.search_strategy.SearchStrategy.create
+    assert isinstance(create("evolutionary"), ms.search_strategy.EvolutionarySearch)
+    assert isinstance(create("replay-trace"), ms.search_strategy.ReplayTrace)
+    with pytest.raises(ValueError, match="Unknown SearchStrategy: nope"):
+        create("nope")
+    droplet = create("droplet", explore_trials=8)
+    assert droplet.options["explore_trials"] == 8
+    assert ms.search_strategy.create is create or ms.search_strategy.create("droplet")
+    context = tune_context(te_module("GMM", 0), strategy="droplet")
+    assert isinstance(context.search_strategy, ms.search_strategy.SearchStrategy)
