@@ -36,6 +36,7 @@ _MARK = "__ms_droplet_factory__"
 def _droplet_factory(original: Any) -> Any:
     def create(kind: str = "evolutionary", *args: Any, **kwargs: Any) -> Any:
         if kind == STRATEGY_NAME:
+            # Imported on first use: autoload runs inside `import tvm` and stays cheap.
             from .strategy import DropletSearch
 
             return DropletSearch(*args, **kwargs)

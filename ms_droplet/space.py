@@ -162,7 +162,7 @@ class DecisionSpace:
             for postproc in self.postprocs:
                 if not postproc.apply(sch):
                     return None
-        except Exception:
+        except Exception:  # any TVM error makes this one candidate invalid, not the search
             return None
         return sch
 
@@ -230,7 +230,7 @@ class DecisionSpace:
 
         try:
             trace.apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
-        except Exception:
+        except Exception:  # an unreplayable trace simply offers no location coordinate
             return {}
         return found
 

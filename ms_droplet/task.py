@@ -355,7 +355,7 @@ class DropletTask:
         candidates = [_tvm.make_candidate(sch) for _, sch, _ in valid]
         try:
             scores = [float(s) for s in self.cost_model.predict(self.context, candidates)]
-        except Exception as err:
+        except Exception as err:  # an untrained or failing model only loses the ordering
             logger.debug("cost model could not rank neighbours: %s", err)
             return valid
         order = sorted(range(len(valid)), key=lambda i: -scores[i])
