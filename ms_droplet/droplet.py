@@ -109,9 +109,14 @@ class Droplet:
         return frozenset(self._pending)
 
     @property
+    def can_propose(self) -> bool:
+        """Whether :meth:`ask` may still return points from the current centre."""
+        return self._centre is not None and (bool(self._queue) or self._step * 2 <= self._max_step)
+
+    @property
     def converged(self) -> bool:
         """Whether the descent can propose nothing more from its centre and awaits no result."""
-        return not self._pending and not self._queue and self._step > self._max_step
+        return not self._pending and not self.can_propose
 
     def is_visited(self, point: Point) -> bool:
         """Whether ``point`` was proposed, told, rejected or started from before."""

@@ -44,6 +44,7 @@ def _is_int(value: Any) -> bool:
 
 
 ON_CONVERGE = ("restart", "explore", "stop")
+TILE_MOVES = ("factor", "tiling")
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -89,6 +90,15 @@ OPTIONS: tuple[Option, ...] = (
         "noise when the runner reports a single repeat.",
         lambda v: isinstance(v, (int, float)) and 0.0 <= v < 1.0,
         "a number in [0, 1)",
+    ),
+    Option(
+        "tile_moves",
+        "factor",
+        "How a tile decision moves: 'factor' scales one tile level by one divisor step of the "
+        "loop extent (the outermost level absorbs the change); 'tiling' steps through the "
+        "valid tilings in lexicographic order, as AutoTVM's droplet walks split knobs.",
+        lambda v: v in TILE_MOVES,
+        f"one of {TILE_MOVES}",
     ),
     Option(
         "rank_pool",

@@ -19,9 +19,11 @@
 A :class:`DecisionSpace` is built from one measured trace. Every tunable decision of the trace
 becomes a coordinate with an ordered list of valid values:
 
-* ``SamplePerfectTile`` / ``SamplePartitionedTile``: the valid tilings of the loop, in
-  lexicographic order (only valid ones: TVM silently repairs invalid tilings, so those would be
-  wasted or duplicate measurements);
+* ``SamplePerfectTile``: by default every inner factor is a coordinate over the divisors of the
+  loop extent and the outermost factor takes the rest, so that one move scales one tile level;
+  points whose factors do not divide the extent are invalid and never replayed (TVM would
+  silently repair them into a duplicate). ``SamplePartitionedTile`` (and ``SamplePerfectTile``
+  with ``tile_moves="tiling"``): one coordinate over the valid tilings in lexicographic order;
 * ``SampleCategorical``: the indices of its candidates (unroll depths, GPU thread extents...);
 * ``SampleComputeLocation``: the locations TVM accepts for the block at that point of the trace;
 * ``Annotate`` with ``meta_schedule.parallel`` / ``meta_schedule.vectorize``: powers of two up to
@@ -38,7 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _tvm
-from .tiles import perfect_tilings
+from .options import TILE_MOVES
+from .tiles import divisors, perfect_tilings
 
 # Compute-location indices beyond this are never probed: they index loops of the consumer's
 # loop nest, which is far shallower for every MetaSchedule design space.
@@ -60,11 +63,16 @@ class Coordinate:
         The instruction kind (``SamplePerfectTile``, ``Annotate``...).
     values : Tuple[Any, ...]
         The valid values, in the order the descent walks them.
+    factor : int
+        For a tile split into factors, which factor this coordinate holds (1 for the second
+        outermost, up to n - 1 for the innermost; the outermost factor is what is left of the
+        loop extent); -1 for a coordinate that holds a whole decision.
     """
 
     inst_index: int
     kind: str
     values: tuple[Any, ...]
+    factor: int = -1
 
 
 def _annotation_values(current: int) -> tuple[int, ...]:
@@ -91,6 +99,12 @@ class DecisionSpace:
     seed : int
         Seed of the schedules replayed (replays fix every decision, so it only matters to
         postprocessors that sample).
+    tile_moves : str
+        ``"factor"``: every inner factor of a ``SamplePerfectTile`` is a coordinate over the
+        divisors of the loop extent, and the outermost factor takes what is left (a move scales
+        one tile level up or down by one divisor step; points whose inner factors do not divide
+        the extent are invalid). ``"tiling"``: the whole tiling is one coordinate over all
+        valid tilings in lexicographic order (the split-knob order of AutoTVM's droplet).
     """
 
     def __init__(
@@ -99,17 +113,26 @@ class DecisionSpace:
         trace: _tvm.Trace,
         postprocs: Sequence[_tvm.Postproc],
         seed: int = 0,
+        tile_moves: str = "factor",
     ) -> None:
+        if tile_moves not in TILE_MOVES:
+            raise ValueError(f"tile_moves must be one of {TILE_MOVES}, got {tile_moves!r}")
         self.mod = mod
         self.postprocs = list(postprocs)
         self.seed = seed
+        self.tile_moves = tile_moves
         trace = trace.simplified(remove_postproc=True)
         self.insts = list(trace.insts)
         self.decisions = dict(trace.decisions.items())
         location_values = self._probe_compute_locations(trace)
         coords: list[Coordinate] = []
         origin: list[int] = []
+        # instruction index -> (loop extent, number of factors, coordinate index of each factor)
+        self._tiles: dict[int, tuple[int, int, dict[int, int]]] = {}
         for index, inst in enumerate(self.insts):
+            if tile_moves == "factor" and inst.kind.name == "SamplePerfectTile":
+                self._add_factor_coordinates(index, inst, coords, origin)
+                continue
             values, current = self._values_of(inst, location_values)
             if values is None or len(values) < 2 or current not in values:
                 continue
@@ -119,6 +142,50 @@ class DecisionSpace:
         self.origin: tuple[int, ...] = tuple(origin)
         self.key = self._structure_key()
 
+    def _add_factor_coordinates(
+        self, index: int, inst: _tvm.Instruction, coords: list, origin: list
+    ) -> None:
+        if inst not in self.decisions:
+            return
+        factors = [_tvm.int_value(x) for x in self.decisions[inst]]
+        extent = 1
+        for factor in factors:
+            extent *= factor
+        max_innermost = _tvm.int_value(list(inst.attrs)[1])
+        choices = divisors(extent)
+        slots: dict[int, int] = {}
+        for position in range(1, len(factors)):
+            values = choices
+            if position == len(factors) - 1 and max_innermost > 0:
+                values = [d for d in choices if d <= max_innermost]
+            if len(values) < 2:
+                continue
+            slots[position] = len(coords)
+            coords.append(Coordinate(index, inst.kind.name, tuple(values), position))
+            origin.append(values.index(factors[position]))
+        if slots:
+            self._tiles[index] = (extent, len(factors), slots)
+
+    def is_valid(self, point: Sequence[int]) -> bool:
+        """Whether every tile's inner factors at ``point`` divide its loop extent."""
+        return self._tile_factors(point) is not None
+
+    def _tile_factors(self, point: Sequence[int]) -> dict[int, list[int]] | None:
+        tiles = {}
+        for index, (extent, n_factors, slots) in self._tiles.items():
+            current = [_tvm.int_value(x) for x in self.decisions[self.insts[index]]]
+            inner = 1
+            for position in range(1, n_factors):
+                if position in slots:
+                    slot = slots[position]
+                    current[position] = self.coordinates[slot].values[point[slot]]
+                inner *= current[position]
+            if extent % inner:
+                return None
+            current[0] = extent // inner
+            tiles[index] = current
+        return tiles
+
     # ----------------------------------------------------------------------------------------
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -127,27 +194,36 @@ class DecisionSpace:
 
     def encode(self, trace: _tvm.Trace) -> tuple[int, ...] | None:
         """The point of another trace of the same structure, or ``None`` if it does not fit."""
-        other = DecisionSpace(self.mod, trace, (), self.seed)
+        other = DecisionSpace(self.mod, trace, (), self.seed, self.tile_moves)
         if other.key != self.key:
             return None
         point = []
-        for coord, (index, value) in zip(self.coordinates, other.current_values()):
-            if index != coord.inst_index or value not in coord.values:
+        for coord, (where, value) in zip(self.coordinates, other.current_values()):
+            if where != (coord.inst_index, coord.factor) or value not in coord.values:
                 return None
             point.append(coord.values.index(value))
         return tuple(point)
 
-    def current_values(self) -> list[tuple[int, Any]]:
-        """(instruction index, value) of every coordinate at the origin."""
-        return [(c.inst_index, c.values[i]) for c, i in zip(self.coordinates, self.origin)]
+    def current_values(self) -> list[tuple[tuple[int, int], Any]]:
+        """((instruction index, factor), value) of every coordinate at the origin."""
+        return [
+            ((c.inst_index, c.factor), c.values[i]) for c, i in zip(self.coordinates, self.origin)
+        ]
 
     def trace_of(self, point: Sequence[int]) -> _tvm.Trace:
-        """The trace whose decisions are the values at ``point``."""
+        """The trace whose decisions are the values at ``point`` (which must be valid)."""
+        tiles = self._tile_factors(point)
+        if tiles is None:
+            raise ValueError(f"point {tuple(point)} has tile factors that do not divide the loop")
         insts = list(self.insts)
         decisions = dict(self.decisions)
+        for index, factors in tiles.items():
+            decisions[insts[index]] = factors
         for coord, index in zip(self.coordinates, point):
             value = coord.values[index]
             inst = insts[coord.inst_index]
+            if coord.factor >= 0:
+                continue  # set above, with the whole tile
             if coord.kind == "Annotate":
                 insts[coord.inst_index] = _tvm.with_annotation_value(inst, value)
             else:
@@ -156,6 +232,8 @@ class DecisionSpace:
 
     def replay(self, point: Sequence[int]) -> _tvm.Schedule | None:
         """A post-processed schedule for ``point``, or ``None`` if TVM rejects it."""
+        if not self.is_valid(point):
+            return None
         sch = _tvm.traced_schedule(self.mod, self.seed)
         try:
             self.trace_of(point).apply_to_schedule(sch, remove_postproc=True)
@@ -236,7 +314,7 @@ class DecisionSpace:
 
     def _structure_key(self) -> tuple:
         return tuple(
-            (c.inst_index, c.kind, len(c.values), c.values[0], c.values[-1])
+            (c.inst_index, c.kind, c.factor, len(c.values), c.values[0], c.values[-1])
             for c in self.coordinates
         ) + tuple(inst.kind.name for inst in self.insts)
 

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from . import _tvm
@@ -95,7 +96,11 @@ class DropletSearch(_tvm.PySearchStrategy):
         """The next batch to measure, or ``None`` when the task is finished."""
         if self.task is None:
             raise ValueError("DropletSearch.generate_measure_candidates() before pre_tuning()")
-        return self.task.generate()
+        start = time.perf_counter()
+        try:
+            return self.task.generate()
+        finally:
+            self.task.stats.strategy_seconds += time.perf_counter() - start
 
     def notify_runner_results(
         self,
@@ -105,7 +110,11 @@ class DropletSearch(_tvm.PySearchStrategy):
         """Hand the measured run times back to the candidates they belong to."""
         if self.task is None:
             raise ValueError("DropletSearch.notify_runner_results() before pre_tuning()")
-        self.task.notify(list(measure_candidates), list(results))
+        start = time.perf_counter()
+        try:
+            self.task.notify(list(measure_candidates), list(results))
+        finally:
+            self.task.stats.strategy_seconds += time.perf_counter() - start
 
     def clone(self) -> _tvm.SearchStrategy:
         """An independent strategy with the same options and no task state."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,7 @@ class Descent:
 
     space: DecisionSpace
     droplet: Droplet
+    converged: bool = False
 
 
 @dataclass
@@ -89,6 +91,9 @@ class TaskStats:
     descents_started: int = 0
     descents_converged: int = 0
     moves: int = 0
+    # Wall-clock seconds spent in generate/notify, and the part of it inside TVM's explorer.
+    strategy_seconds: float = 0.0
+    explorer_seconds: float = 0.0
     phases: list[str] = field(default_factory=list)
 
 
@@ -180,9 +185,11 @@ class DropletTask:
             if need <= 0 or self.phase == DONE:
                 break
             if self.phase == EXPLORE:
-                batch += self._explore(need, hashes)
+                explored = sum(1 for flight in batch if flight.origin == EXPLORE)
+                batch += self._explore(need, hashes, explored)
+                explored = sum(1 for flight in batch if flight.origin == EXPLORE)
                 if len(batch) < count and (
-                    self.explorer_spent or self.stats.explored + len(batch) >= self.explore_cap
+                    self.explorer_spent or self.stats.explored + explored >= self.explore_cap
                 ):
                     self._enter(DESCEND)
                 elif len(batch) < count:
@@ -225,11 +232,14 @@ class DropletTask:
             if flight.origin == EXPLORE:
                 explored_candidates.append(candidate)
                 explored_results.append(result)
-            else:
-                if flight.descent.droplet.tell(flight.point, samples):
-                    self.stats.moves += 1
+            elif flight.descent.droplet.tell(flight.point, samples):
+                self.stats.moves += 1
+                # The descent stands on this program now: no later restart from it.
+                self.started.add(flight.module_hash)
         if explored_candidates:
+            start = time.perf_counter()
             self.explorer.notify_runner_results(explored_candidates, explored_results)
+            self.stats.explorer_seconds += time.perf_counter() - start
 
     def close(self) -> None:
         """End the task (``post_tuning``)."""
@@ -241,7 +251,13 @@ class DropletTask:
             f"{self.stats.moves} moves, {self.stats.duplicates} duplicates skipped, "
             f"{self.stats.invalid} invalid, {self.stats.failures} failed; best "
             + (f"{best.latency * 1e6:.2f} us" if best else "none")
+            + f"; droplet's own time {self.own_seconds:.2f} s"
         )
+
+    @property
+    def own_seconds(self) -> float:
+        """Seconds DropletSearch itself spent (its generate/notify minus TVM's explorer)."""
+        return self.stats.strategy_seconds - self.stats.explorer_seconds
 
     def best(self) -> Measured | None:
         """The fastest program measured so far."""
@@ -270,17 +286,24 @@ class DropletTask:
         explorer._initialize_with_tune_context(self.context)
         return explorer
 
-    def _explore(self, count: int, hashes: set[int]) -> list[InFlight]:
-        quota = self.explore_cap - self.stats.explored
+    def _explore(self, count: int, hashes: set[int], in_batch: int) -> list[InFlight]:
+        """Up to ``count`` new exploration candidates, none in ``hashes`` (the batch so far)."""
+        quota = self.explore_cap - self.stats.explored - in_batch
         while quota > 0 and not self.explorer_spent:
+            start = time.perf_counter()
             candidates = self.explorer.generate_measure_candidates()
+            self.stats.explorer_seconds += time.perf_counter() - start
             if candidates is None:
                 self.explorer_spent = True
                 break
             fresh: list[InFlight] = []
             for candidate in candidates:
                 module_hash = _tvm.module_hash(candidate.sch.mod)
-                if module_hash in self.seen or any(f.module_hash == module_hash for f in fresh):
+                if (
+                    module_hash in self.seen
+                    or module_hash in hashes
+                    or any(f.module_hash == module_hash for f in fresh)
+                ):
                     self.stats.duplicates += 1
                     continue
                 fresh.append(InFlight(candidate, EXPLORE, module_hash))
@@ -300,20 +323,14 @@ class DropletTask:
     def _descend(self, count: int, batch_hashes: set[int]) -> list[InFlight]:
         batch: list[InFlight] = []
         while len(batch) < count:
-            if self.active is not None and self.active.droplet.converged:
-                self.stats.descents_converged += 1
-                self.active = None
-                if self.options["on_converge"] != "restart":
+            if self.active is None or not self.active.droplet.can_propose:
+                if not self._switch_descent():
                     break
-            if self.active is None and not self._start_descent():
-                break
             want = count - len(batch)
             pool = want * self.options["rank_pool"] if self.cost_model is not None else want
             droplet, space = self.active.droplet, self.active.space
             points = droplet.ask(pool)
             if not points:
-                if droplet.pending:
-                    break  # the rest of this descent waits for results of this very batch
                 continue
             valid: list[tuple[Point, _tvm.Schedule, int]] = []
             for point in points:
@@ -361,13 +378,48 @@ class DropletTask:
         order = sorted(range(len(valid)), key=lambda i: -scores[i])
         return [valid[i] for i in order]
 
+    def _switch_descent(self) -> bool:
+        """Make a descent with something to propose active; ``False`` if none can be.
+
+        A descent that only waits for results of the batch being filled is parked, and the
+        batch is filled from another one (resumed if it has moved since, else restarted from
+        the next-best measured program) rather than sent short: every batch costs a round of
+        builds and runs however few candidates it holds.
+        """
+        previous = self.active
+        restart_policy = self.options["on_converge"] == "restart"
+        if previous is not None:
+            if previous.droplet.converged and not previous.converged:
+                previous.converged = True
+                self.stats.descents_converged += 1
+            if not restart_policy:
+                # Only the restart policy runs several descents: the others let this batch go
+                # out short while the descent waits, or act on convergence (_after_descent).
+                if previous.converged:
+                    self.active = None
+                return False
+        self.active = None
+        resumable = [
+            d for d in self.descents.values() if d is not previous and d.droplet.can_propose
+        ]
+        if resumable:
+            self.active = min(resumable, key=lambda d: d.droplet.centre_latency)
+            return True
+        return self._start_descent()
+
     def _start_descent(self) -> bool:
         """Begin a descent from the fastest measured program not started from yet."""
         for record in sorted(self.measured.values(), key=lambda m: m.latency):
             if record.module_hash in self.started:
                 continue
             self.started.add(record.module_hash)
-            space = DecisionSpace(self.context.mod, record.trace, self.postprocs, self.seed)
+            space = DecisionSpace(
+                self.context.mod,
+                record.trace,
+                self.postprocs,
+                self.seed,
+                self.options["tile_moves"],
+            )
             if not space.coordinates:
                 continue
             descent = self.descents.get(space.key)
@@ -385,6 +437,7 @@ class DropletTask:
                 self.descents[space.key] = descent
                 point = space.origin
             descent.droplet.restart(point, record.samples)
+            descent.converged = False
             self.active = descent
             self.stats.descents_started += 1
             self._log(

@@ -1,0 +1,81 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""Re-measure the final best schedule of every run in one fresh process, interleaved.
+
+Run as ``python -m benchmarks.remeasure OUT_DIR``: it reads every ``run.json`` under OUT_DIR,
+compiles each run's best schedule from its database, then times all of them round-robin
+(``rounds`` rounds, same inputs per workload) and writes ``OUT_DIR/remeasure.json`` with the
+median latency of each run. Tuning-time figures come from different moments of a noisy machine;
+these come from one session and are the ones the report compares.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
+    """Median latency (s) of every run's best schedule, timed round-robin."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from ms_droplet.job import _run_tir, host_target
+    from ms_droplet.workloads import parse_workload, random_inputs
+
+    target = host_target()
+    dev = tvm.cpu()
+    entries = {}
+    for path in sorted((out_dir / "runs").glob("*/run.json")):
+        run = json.loads(path.read_text())
+        workload = parse_workload(run["spec"]["workload"])
+        database = ms.database.JSONDatabase(work_dir=run["work_dir"])
+        sch = ms.tir_integration.compile_tir(database, workload.mod, target)
+        if sch is None:
+            entries[run["run_id"]] = {"error": "no valid schedule in the database"}
+            continue
+        executable = tvm.compile(sch.mod, target=target)
+        _, args = _run_tir(executable, workload, random_inputs(workload))
+        timer = executable.jit().time_evaluator("main", dev, number=5, repeat=1, min_repeat_ms=50)
+        entries[run["run_id"]] = {"timer": timer, "args": args, "samples": []}
+    for _ in range(rounds):
+        for entry in entries.values():
+            if "timer" in entry:
+                entry["samples"].append(float(entry["timer"](*entry["args"]).mean))
+    return {
+        run_id: (
+            {"latency_s": statistics.median(e["samples"]), "samples": e["samples"]}
+            if "samples" in e
+            else e
+        )
+        for run_id, e in entries.items()
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: OUT_DIR [ROUNDS]."""
+    out_dir = Path(argv[0])
+    rounds = int(argv[1]) if len(argv) > 1 else 5
+    results = remeasure(out_dir, rounds)
+    (out_dir / "remeasure.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

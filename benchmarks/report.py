@@ -1,0 +1,175 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""The benchmark's figures, from finished runs and their re-measured latencies (no TVM).
+
+Per workload (geometric mean over seeds) and over all workloads (geometric mean):
+
+* ``equal_budget_ratio``: droplet at B / evolutionary at B (below 1: droplet wins);
+* ``budget_ratio``: droplet at B / evolutionary at k*B;
+* ``postopt_ratio``: droplet at B / TVM's built-in post-pass at B trials in total;
+* ``trials_to_match``: trials evolutionary (k*B run) needed to reach droplet's best, both as
+  measured while tuning, or None when it never did;
+* ``wall_ratio``: droplet's tuning seconds / evolutionary's at k*B;
+* ``gflops`` of every method, and for GEMM the fraction of numpy's GFLOP/s;
+* ``overhead``: DropletSearch's own seconds / droplet's tuning seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+
+def geomean(values: Iterable[float]) -> float | None:
+    """Geometric mean of the positive values, or None if there are none."""
+    logs = [math.log(v) for v in values if v is not None and v > 0]
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def trials_to_match(curve: list, target: float) -> int | None:
+    """First trial count at which a best-so-far curve reaches ``target`` (seconds)."""
+    for trials, best, _ in curve:
+        if best <= target:
+            return int(trials)
+    return None
+
+
+def _key(run: dict, budget: int, k: int) -> str | None:
+    method, run_budget = run["spec"]["method"], run["spec"]["budget"]
+    if method == "evolutionary":
+        return "evolutionary@B" if run_budget == budget else "evolutionary@kB"
+    return method if run_budget == budget else None
+
+
+def figures(
+    runs: list[dict], latencies: dict[str, dict], flops: dict, numpy_gflops: dict, budget, k
+) -> dict:
+    """All figures of the report; see the module docstring."""
+    by_workload: dict[str, dict[int, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for run in runs:
+        key = _key(run, budget, k)
+        if key:
+            by_workload[run["spec"]["workload"]][run["spec"]["seed"]][key] = run
+    per_workload = {}
+    for workload, seeds in sorted(by_workload.items()):
+        rows = []
+        for _seed, methods in sorted(seeds.items()):
+            latency = {
+                key: latencies.get(run["run_id"], {}).get("latency_s")
+                for key, run in methods.items()
+            }
+            droplet = methods.get("droplet")
+            evo_kb = methods.get("evolutionary@kB")
+            row = {
+                "latency_us": {m: (v * 1e6 if v else None) for m, v in latency.items()},
+                "gflops": {
+                    m: (flops[workload] / v / 1e9 if v else None) for m, v in latency.items()
+                },
+                "tuning_seconds": {m: r["tuning_seconds"] for m, r in methods.items()},
+            }
+            ratio = _ratio(latency)
+            row.update(ratio)
+            if droplet and evo_kb and droplet["curve"]:
+                row["trials_to_match"] = trials_to_match(evo_kb["curve"], droplet["curve"][-1][1])
+                row["wall_ratio"] = droplet["tuning_seconds"] / evo_kb["tuning_seconds"]
+            if droplet and droplet.get("droplet_own_seconds") is not None:
+                row["overhead"] = droplet["droplet_own_seconds"] / droplet["tuning_seconds"]
+            if workload in numpy_gflops and row["gflops"].get("droplet"):
+                row["numpy_fraction"] = row["gflops"]["droplet"] / numpy_gflops[workload]
+            rows.append(row)
+        per_workload[workload] = _combine(rows)
+    summary = {
+        name: geomean(w.get(name) for w in per_workload.values())
+        for name in (
+            "equal_budget_ratio",
+            "budget_ratio",
+            "postopt_ratio",
+            "wall_ratio",
+            "overhead",
+            "numpy_fraction",
+        )
+    }
+    return {"workloads": per_workload, "geomean": summary}
+
+
+def _ratio(latency: dict[str, float | None]) -> dict[str, float | None]:
+    droplet = latency.get("droplet")
+
+    def over(other: str) -> float | None:
+        value = latency.get(other)
+        return droplet / value if droplet and value else None
+
+    return {
+        "equal_budget_ratio": over("evolutionary@B"),
+        "budget_ratio": over("evolutionary@kB"),
+        "postopt_ratio": over("postopt"),
+    }
+
+
+def _combine(rows: list[dict]) -> dict:
+    """Geometric mean over seeds of every number; the seeds' rows are kept too."""
+    combined: dict = {"seeds": rows}
+    for name in (
+        "equal_budget_ratio",
+        "budget_ratio",
+        "postopt_ratio",
+        "wall_ratio",
+        "overhead",
+        "numpy_fraction",
+    ):
+        combined[name] = geomean(r.get(name) for r in rows)
+    for name in ("latency_us", "gflops", "tuning_seconds"):
+        methods = {m for r in rows for m in r[name]}
+        combined[name] = {m: geomean(r[name].get(m) for r in rows) for m in sorted(methods)}
+    matches = [r.get("trials_to_match") for r in rows if "trials_to_match" in r]
+    combined["trials_to_match"] = matches
+    return combined
+
+
+def table(report: dict, budget: int, k: int) -> str:
+    """A plain-text table of the report."""
+
+    def fmt(value, spec=".3f"):
+        return "-" if value is None else format(value, spec)
+
+    lines = [
+        f"{'workload':<8} {'drop us':>9} {'evo@B us':>9} {f'evo@{k}B us':>10} {'post us':>9} "
+        f"{'eq ratio':>8} {'bud ratio':>9} {'post rat':>8} {'match':>7} {'wall':>6} "
+        f"{'GFLOP/s':>8} {'np frac':>7} {'ovh %':>6}"
+    ]
+    for workload, w in report["workloads"].items():
+        lat, gf = w["latency_us"], w["gflops"]
+        match = w["trials_to_match"]
+        match_text = ",".join(str(m) if m else f">{k * budget}" for m in match) or "-"
+        lines.append(
+            f"{workload:<8} {fmt(lat.get('droplet'), '.2f'):>9} "
+            f"{fmt(lat.get('evolutionary@B'), '.2f'):>9} "
+            f"{fmt(lat.get('evolutionary@kB'), '.2f'):>10} {fmt(lat.get('postopt'), '.2f'):>9} "
+            f"{fmt(w['equal_budget_ratio']):>8} {fmt(w['budget_ratio']):>9} "
+            f"{fmt(w['postopt_ratio']):>8} {match_text:>7} {fmt(w['wall_ratio'], '.2f'):>6} "
+            f"{fmt(gf.get('droplet'), '.1f'):>8} {fmt(w['numpy_fraction'], '.2f'):>7} "
+            f"{fmt(w['overhead'] and 100 * w['overhead'], '.2f'):>6}"
+        )
+    g = report["geomean"]
+    lines.append(
+        f"{'geomean':<8} {'':>9} {'':>9} {'':>10} {'':>9} {fmt(g['equal_budget_ratio']):>8} "
+        f"{fmt(g['budget_ratio']):>9} {fmt(g['postopt_ratio']):>8} {'':>7} "
+        f"{fmt(g['wall_ratio'], '.2f'):>6} {'':>8} {fmt(g['numpy_fraction'], '.2f'):>7} "
+        f"{fmt(g['overhead'] and 100 * g['overhead'], '.2f'):>6}"
+    )
+    return "\n".join(lines)

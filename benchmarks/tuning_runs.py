@@ -1,0 +1,146 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""Tuning runs of the benchmark: one (workload, method, budget, seed) at a time, resumable.
+
+Each run writes ``<out>/runs/<run id>/run.json`` when it finishes; a run whose file exists is
+not done again, so an interrupted benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+METHODS = ("droplet", "evolutionary", "postopt")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One tuning run of the benchmark."""
+
+    workload: str
+    method: str
+    budget: int
+    seed: int
+    per_iter: int
+    # DropletSearch options of a droplet run, as sorted (name, value) pairs.
+    options: tuple = ()
+
+    @property
+    def run_id(self) -> str:
+        """A file-system-safe name."""
+        variant = "".join(f"_{name}-{value}" for name, value in self.options)
+        return (
+            f"{self.workload.replace(':', '-')}__{self.method}{variant}__B{self.budget}"
+            f"__s{self.seed}"
+        )
+
+
+def plan(profile: Any, droplet_options: dict | None = None) -> list[RunSpec]:
+    """Every run a profile asks for, interleaving methods so partial results stay comparable."""
+    specs = []
+    options = tuple(sorted((droplet_options or {}).items()))
+    for workload in profile.workloads:
+        for seed in profile.seeds:
+            B, kB = profile.budget, profile.budget * profile.k
+            specs.append(RunSpec(workload, "droplet", B, seed, profile.per_iter, options))
+            specs.append(RunSpec(workload, "evolutionary", B, seed, profile.per_iter))
+            specs.append(RunSpec(workload, "evolutionary", kB, seed, profile.per_iter))
+            if profile.postopt:
+                specs.append(RunSpec(workload, "postopt", B, seed, profile.per_iter))
+    return specs
+
+
+def run_path(out_dir: Path, spec: RunSpec) -> Path:
+    """Folder of one run (work_dir, logs and run.json)."""
+    return out_dir / "runs" / spec.run_id
+
+
+def load_run(out_dir: Path, spec: RunSpec) -> dict | None:
+    """The finished run's record, or None."""
+    path = run_path(out_dir, spec) / "run.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _droplet_own_seconds(work_dir: Path) -> float | None:
+    total, found = 0.0, False
+    for log in (work_dir / "logs").glob("*task_*.log"):
+        for match in re.finditer(r"droplet's own time ([0-9.]+) s", log.read_text()):
+            total += float(match.group(1))
+            found = True
+    return total if found else None
+
+
+def execute(spec: RunSpec, out_dir: Path, target: Any) -> dict:
+    """Tune one run with the shared builder, runner, cost model and seed; write run.json."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from ms_droplet import DropletSearch
+    from ms_droplet.job import evaluator_runner, fast_local_builder, tune
+    from ms_droplet.workloads import parse_workload
+
+    from .recorder import BestSoFar
+
+    folder = run_path(out_dir, spec)
+    work_dir = folder / "work"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    workload = parse_workload(spec.workload)
+    recorder = BestSoFar(label=spec.run_id)
+    callbacks = [*ms.measure_callback.MeasureCallback.create("default"), recorder]
+    tuned_trials = spec.budget
+    post_trials = 0
+    if spec.method == "postopt":
+        # TVM's post-pass measures on its own, after tuning: split the same total budget.
+        post_trials = spec.budget // 2
+        tuned_trials = spec.budget - post_trials
+    strategy = DropletSearch(**dict(spec.options)) if spec.method == "droplet" else "evolutionary"
+    error = None
+    start = time.perf_counter()
+    tune(
+        workload,
+        target,
+        trials=tuned_trials,
+        per_iter=spec.per_iter,
+        strategy=strategy,
+        work_dir=str(work_dir),
+        seed=spec.seed,
+        runner=evaluator_runner(),
+        builder=fast_local_builder(),
+        callbacks=callbacks,
+    )
+    if post_trials:
+        try:
+            ms.post_optimization.PostOpt(str(work_dir), target, trials=post_trials).run()
+        except Exception as err:  # TVM's post-pass is untested upstream; report, go on
+            error = f"{type(err).__name__}: {err}"
+    seconds = time.perf_counter() - start
+    record = {
+        "spec": {**spec.__dict__, "options": dict(spec.options)},
+        "run_id": spec.run_id,
+        "work_dir": str(work_dir),
+        "tuning_seconds": seconds,
+        "curve": recorder.curve,
+        "droplet_own_seconds": _droplet_own_seconds(work_dir),
+        "post_trials": post_trials,
+        "error": error,
+    }
+    (folder / "run.json").write_text(json.dumps(record, indent=1))
+    return record
