@@ -34,6 +34,16 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
+# The per-workload figures that are ratios, combined by geometric mean.
+RATIOS = (
+    "equal_budget_ratio",
+    "budget_ratio",
+    "postopt_ratio",
+    "wall_ratio",
+    "overhead",
+    "numpy_fraction",
+)
+
 
 def geomean(values: Iterable[float]) -> float | None:
     """Geometric mean of the positive values, or None if there are none."""
@@ -93,17 +103,7 @@ def figures(
                 row["numpy_fraction"] = row["gflops"]["droplet"] / numpy_gflops[workload]
             rows.append(row)
         per_workload[workload] = _combine(rows)
-    summary = {
-        name: geomean(w.get(name) for w in per_workload.values())
-        for name in (
-            "equal_budget_ratio",
-            "budget_ratio",
-            "postopt_ratio",
-            "wall_ratio",
-            "overhead",
-            "numpy_fraction",
-        )
-    }
+    summary = {name: geomean(w.get(name) for w in per_workload.values()) for name in RATIOS}
     return {"workloads": per_workload, "geomean": summary}
 
 
@@ -124,14 +124,7 @@ def _ratio(latency: dict[str, float | None]) -> dict[str, float | None]:
 def _combine(rows: list[dict]) -> dict:
     """Geometric mean over seeds of every number; the seeds' rows are kept too."""
     combined: dict = {"seeds": rows}
-    for name in (
-        "equal_budget_ratio",
-        "budget_ratio",
-        "postopt_ratio",
-        "wall_ratio",
-        "overhead",
-        "numpy_fraction",
-    ):
+    for name in RATIOS:
         combined[name] = geomean(r.get(name) for r in rows)
     for name in ("latency_us", "gflops", "tuning_seconds"):
         methods = {m for r in rows for m in r[name]}

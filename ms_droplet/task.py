@@ -413,13 +413,17 @@ class DropletTask:
             if record.module_hash in self.started:
                 continue
             self.started.add(record.module_hash)
-            space = DecisionSpace(
-                self.context.mod,
-                record.trace,
-                self.postprocs,
-                self.seed,
-                self.options["tile_moves"],
-            )
+            try:
+                space = DecisionSpace(
+                    self.context.mod,
+                    record.trace,
+                    self.postprocs,
+                    self.seed,
+                    self.options["tile_moves"],
+                )
+            except Exception as err:  # a trace this version cannot read: skip it, keep tuning
+                self._log(f"droplet: cannot descend from a schedule: {err}")
+                continue
             if not space.coordinates:
                 continue
             descent = self.descents.get(space.key)
