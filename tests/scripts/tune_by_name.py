@@ -17,6 +17,9 @@ from tvm.script import ir as I
 from tvm.script import relax as R
 
 TARGET = tvm.target.Target({"kind": "llvm", "num-cores": 2})
+# TVM's stock builder, with more than its default 30 s per build: each fresh worker imports
+# every tensor intrinsic first (~20 s on 2 idle cores), so a loaded machine times out.
+BUILDER = ms.builder.LocalBuilder(timeout_sec=300)
 
 
 @I.ir_module
@@ -37,7 +40,13 @@ class MLP:
 def tune_tir(work_dir):
     mod = tvm.IRModule({"main": te.create_prim_func(te_workload.matmul(64, 64, 64))})
     database = ms.tune_tir(
-        mod, TARGET, work_dir, max_trials_global=16, num_trials_per_iter=8, strategy="droplet"
+        mod,
+        TARGET,
+        work_dir,
+        max_trials_global=16,
+        num_trials_per_iter=8,
+        strategy="droplet",
+        builder=BUILDER,
     )
     sch = ms.tir_integration.compile_tir(database, mod, TARGET)
     rt = tvm.compile(sch.mod, target=TARGET)
@@ -77,6 +86,7 @@ def tune_relax(work_dir):
         max_trials_global=12,
         num_trials_per_iter=6,
         strategy="droplet",
+        builder=BUILDER,
     )
     executable = ms.relax_integration.compile_relax(database, MLP, TARGET, params)
     vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
