@@ -87,6 +87,8 @@ def tune_relax(work_dir):
         num_trials_per_iter=6,
         strategy="droplet",
         builder=BUILDER,
+        # tune_tir above runs the default gradient scheduler; this covers the other one.
+        task_scheduler="round-robin",
     )
     executable = ms.relax_integration.compile_relax(database, MLP, TARGET, params)
     vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
