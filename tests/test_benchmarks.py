@@ -43,16 +43,20 @@ def test_report_figures_on_known_numbers():
     assert geomean([2.0, 8.0]) == pytest.approx(4.0) and geomean([None]) is None
 
 
-@pytest.mark.tuning
-def test_tiny_profile_writes_json_and_png(tmp_path):
-    out = tmp_path / "bench"
-    done = subprocess.run(
+def run_tiny_profile(out):
+    return subprocess.run(
         [sys.executable, "-m", "benchmarks", "--profile", "tiny", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=1200,
     )
+
+
+@pytest.mark.tuning
+def test_tiny_profile_writes_json_and_png(tmp_path):
+    out = tmp_path / "bench"
+    done = run_tiny_profile(out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     methods = {(r["spec"]["method"], r["spec"]["budget"]) for r in results["runs"]}
@@ -69,12 +73,6 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert "geomean" in done.stdout
     # A second invocation resumes: every run is kept, none is tuned again.
-    again = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--profile", "tiny", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    again = run_tiny_profile(out)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("done before, kept") == 3 and ": tuning" not in again.stdout
