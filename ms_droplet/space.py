@@ -192,24 +192,6 @@ class DecisionSpace:
         """Number of valid values of every coordinate."""
         return tuple(len(c.values) for c in self.coordinates)
 
-    def encode(self, trace: _tvm.Trace) -> tuple[int, ...] | None:
-        """The point of another trace of the same structure, or ``None`` if it does not fit."""
-        other = DecisionSpace(self.mod, trace, (), self.seed, self.tile_moves)
-        if other.key != self.key:
-            return None
-        point = []
-        for coord, (where, value) in zip(self.coordinates, other.current_values()):
-            if where != (coord.inst_index, coord.factor) or value not in coord.values:
-                return None
-            point.append(coord.values.index(value))
-        return tuple(point)
-
-    def current_values(self) -> list[tuple[tuple[int, int], Any]]:
-        """((instruction index, factor), value) of every coordinate at the origin."""
-        return [
-            ((c.inst_index, c.factor), c.values[i]) for c, i in zip(self.coordinates, self.origin)
-        ]
-
     def trace_of(self, point: Sequence[int]) -> _tvm.Trace:
         """The trace whose decisions are the values at ``point`` (which must be valid)."""
         tiles = self._tile_factors(point)

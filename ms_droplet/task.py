@@ -427,8 +427,7 @@ class DropletTask:
             if not space.coordinates:
                 continue
             descent = self.descents.get(space.key)
-            point = descent.space.encode(record.trace) if descent is not None else None
-            if point is None:
+            if descent is None or descent.space.coordinates != space.coordinates:
                 descent = Descent(
                     space,
                     Droplet(
@@ -439,8 +438,8 @@ class DropletTask:
                     ),
                 )
                 self.descents[space.key] = descent
-                point = space.origin
-            descent.droplet.restart(point, record.samples)
+            # Same coordinates, same box: this trace's own origin is its point in that descent.
+            descent.droplet.restart(space.origin, record.samples)
             descent.converged = False
             self.active = descent
             self.stats.descents_started += 1
