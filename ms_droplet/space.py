@@ -140,7 +140,6 @@ class DecisionSpace:
             origin.append(values.index(current))
         self.coordinates: tuple[Coordinate, ...] = tuple(coords)
         self.origin: tuple[int, ...] = tuple(origin)
-        self.key = self._structure_key()
 
     def _add_factor_coordinates(
         self, index: int, inst: _tvm.Instruction, coords: list, origin: list
@@ -293,12 +292,6 @@ class DecisionSpace:
         except Exception:  # an unreplayable trace simply offers no location coordinate
             return {}
         return found
-
-    def _structure_key(self) -> tuple:
-        return tuple(
-            (c.inst_index, c.kind, c.factor, len(c.values), c.values[0], c.values[-1])
-            for c in self.coordinates
-        ) + tuple(inst.kind.name for inst in self.insts)
 
 
 def _inst_id(inst: Any) -> Any:

@@ -158,7 +158,9 @@ class DropletTask:
         self.seen: dict[int, list[float] | None] = {}
         self.measured: dict[int, Measured] = {}
         self.started: set[int] = set()
-        self.descents: dict[tuple, Descent] = {}
+        # One descent per starting program: a restart never takes over a descent that is still
+        # waiting for results, so no neighbourhood is abandoned half-measured.
+        self.descents: list[Descent] = []
         self.active: Descent | None = None
         self._task_logger = _find_task_logger(str(context.task_name or ""))
 
@@ -382,9 +384,9 @@ class DropletTask:
         """Make a descent with something to propose active; ``False`` if none can be.
 
         A descent that only waits for results of the batch being filled is parked, and the
-        batch is filled from another one (resumed if it has moved since, else restarted from
-        the next-best measured program) rather than sent short: every batch costs a round of
-        builds and runs however few candidates it holds.
+        batch is filled from another one (an earlier descent that can still propose, the
+        fastest first, else a new descent from the next-best measured program) rather than sent
+        short: every batch costs a round of builds and runs however few candidates it holds.
         """
         previous = self.active
         restart_policy = self.options["on_converge"] == "restart"
@@ -399,9 +401,7 @@ class DropletTask:
                     self.active = None
                 return False
         self.active = None
-        resumable = [
-            d for d in self.descents.values() if d is not previous and d.droplet.can_propose
-        ]
+        resumable = [d for d in self.descents if d is not previous and d.droplet.can_propose]
         if resumable:
             self.active = min(resumable, key=lambda d: d.droplet.centre_latency)
             return True
@@ -426,21 +426,17 @@ class DropletTask:
                 continue
             if not space.coordinates:
                 continue
-            descent = self.descents.get(space.key)
-            if descent is None or descent.space.coordinates != space.coordinates:
-                descent = Descent(
-                    space,
-                    Droplet(
-                        space.sizes,
-                        significance=self.options["significance"],
-                        min_improvement=self.options["min_improvement"],
-                        seed=self.seed + len(self.descents),
-                    ),
-                )
-                self.descents[space.key] = descent
-            # Same coordinates, same box: this trace's own origin is its point in that descent.
+            descent = Descent(
+                space,
+                Droplet(
+                    space.sizes,
+                    significance=self.options["significance"],
+                    min_improvement=self.options["min_improvement"],
+                    seed=self.seed + len(self.descents),
+                ),
+            )
             descent.droplet.restart(space.origin, record.samples)
-            descent.converged = False
+            self.descents.append(descent)
             self.active = descent
             self.stats.descents_started += 1
             self._log(

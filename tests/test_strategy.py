@@ -7,7 +7,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.schedule import Schedule
 from tvm.script import tirx as T
 
-from ms_droplet import DropletSearch
+from ms_droplet import DropletSearch, _tvm
 
 # fmt: off
 
@@ -110,7 +110,7 @@ def test_failures_stay_with_their_candidates_and_the_best_is_right():
     best = min(synthetic_latency(h) for h, s in measured if s is not None)
     assert task.best().latency == pytest.approx(best)
     # No descent ever stood on a failed program.
-    for descent in task.descents.values():
+    for descent in task.descents:
         assert descent.droplet.centre_latency is not None
     strategy.post_tuning()
 
@@ -173,6 +173,15 @@ def test_on_converge_policies(policy):
         assert trials < 36
     else:
         assert strategy.task.stats.descents_started > 1
+    task = strategy.task
+    # Every start keeps a descent of its own, and a descent only moves to faster programs.
+    assert len(task.descents) == task.stats.descents_started
+    starts = set()
+    for descent in task.descents:
+        start = _tvm.module_hash(descent.space.replay(descent.space.origin).mod)
+        starts.add(start)
+        assert descent.droplet.centre_latency <= task.measured[start].latency
+    assert len(starts) == len(task.descents)
     strategy.post_tuning()
 
 
