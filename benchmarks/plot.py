@@ -22,8 +22,13 @@ import math
 from pathlib import Path
 
 
-def plot(runs: list[dict], path: Path) -> None:
-    """Draw every run's best-so-far curve (as measured while tuning) into ``path``."""
+def plot(runs: list[dict], path: Path, remeasured: dict[str, dict] | None = None) -> None:
+    """Draw every run's best-so-far curve (as measured while tuning) into ``path``.
+
+    With ``remeasured`` (run id -> ``{"latency_s": ...}``), a hollow marker at the end of each
+    curve shows the latency of the same schedule in the shared re-measurement: the curves keep
+    the luckiest of many noisy measurements, the markers are what the report compares.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,10 +46,20 @@ def plot(runs: list[dict], path: Path) -> None:
             trials = [point[0] for point in run["curve"]]
             best = [point[1] * 1e6 if math.isfinite(point[1]) else None for point in run["curve"]]
             label = f"{spec['method']} B={spec['budget']} s{spec['seed']}"
-            ax.plot(trials, best, marker=".", label=label)
+            (line,) = ax.plot(trials, best, marker=".", label=label)
+            latency = (remeasured or {}).get(run["run_id"], {}).get("latency_s")
+            if latency:
+                ax.plot(
+                    [trials[-1]],
+                    [latency * 1e6],
+                    marker="o",
+                    markersize=8,
+                    markerfacecolor="none",
+                    color=line.get_color(),
+                )
         ax.set_title(workload)
         ax.set_xlabel("trials")
-        ax.set_ylabel("best latency (us)")
+        ax.set_ylabel("best latency (us); o: re-measured")
         ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)

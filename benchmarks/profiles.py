@@ -18,7 +18,10 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Profile:
     seeds: tuple[int, ...] = (0,)
     per_iter: int = 32
     postopt: bool = True
-    remeasure_rounds: int = 5
+    remeasure_rounds: int = 10
     notes: str = field(default="", compare=False)
 
 
@@ -68,3 +71,27 @@ PROFILES = {
     # The published protocol's scale, for larger machines.
     "full": Profile(FULL_SUITE, budget=300, k=10, seeds=(0, 1, 2), per_iter=64),
 }
+
+
+def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that pick a profile and override its workloads, budget, seeds and batch."""
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--workloads", nargs="+", help="NAME:INDEX list (overrides the profile)")
+    parser.add_argument("--budget", type=int, help="B, droplet's trials")
+    parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--per-iter", type=int, dest="per_iter")
+    parser.add_argument("--out", type=Path, help="output folder (default bench_out/<profile>)")
+
+
+def profile_from_args(args: argparse.Namespace) -> Profile:
+    """The chosen profile with the command line's overrides applied."""
+    overrides = {
+        name: getattr(args, name)
+        for name in ("budget", "per_iter")
+        if getattr(args, name) is not None
+    }
+    if args.workloads:
+        overrides["workloads"] = tuple(args.workloads)
+    if args.seeds:
+        overrides["seeds"] = tuple(args.seeds)
+    return dataclasses.replace(PROFILES[args.profile], **overrides)

@@ -19,8 +19,14 @@
 Run as ``python -m benchmarks.remeasure OUT_DIR``: it reads every ``run.json`` under OUT_DIR,
 compiles each run's best schedule from its database, then times all of them round-robin
 (``rounds`` rounds, same inputs per workload) and writes ``OUT_DIR/remeasure.json`` with the
-median latency of each run. Tuning-time figures come from different moments of a noisy machine;
-these come from one session and are the ones the report compares.
+latency of each run. Tuning-time figures come from different moments of a noisy machine; these
+come from one session and are the ones the report compares.
+
+Each round takes the fastest of a few repeats, and the latency is the median of those over the
+rounds. On a 2-core machine every interruption of one of the kernel's two threads slows the
+whole kernel, so noise only ever adds time: the minimum of a round drops those interruptions,
+and the median over rounds drops the rare lucky or unlucky round. (A plain median over single
+repeats spread 9% between rounds here, more than the differences a comparison must resolve.)
 """
 
 from __future__ import annotations
@@ -30,9 +36,12 @@ import statistics
 import sys
 from pathlib import Path
 
+# Repeats (each at least 50 ms long) per round; a round's figure is the fastest of them.
+_REPEATS_PER_ROUND = 3
+
 
 def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
-    """Median latency (s) of every run's best schedule, timed round-robin."""
+    """Latency (s) of every run's best schedule: median over rounds of each round's fastest."""
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
@@ -52,12 +61,14 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
             continue
         executable = tvm.compile(sch.mod, target=target)
         _, args = _run_tir(executable, workload, random_inputs(workload))
-        timer = executable.jit().time_evaluator("main", dev, number=5, repeat=1, min_repeat_ms=50)
+        timer = executable.jit().time_evaluator(
+            "main", dev, number=1, repeat=_REPEATS_PER_ROUND, min_repeat_ms=50
+        )
         entries[run["run_id"]] = {"timer": timer, "args": args, "samples": []}
     for _ in range(rounds):
         for entry in entries.values():
             if "timer" in entry:
-                entry["samples"].append(float(entry["timer"](*entry["args"]).mean))
+                entry["samples"].append(min(entry["timer"](*entry["args"]).results))
     return {
         run_id: (
             {"latency_s": statistics.median(e["samples"]), "samples": e["samples"]}

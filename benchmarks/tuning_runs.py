@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,15 +71,82 @@ def plan(profile: Any, droplet_options: dict | None = None) -> list[RunSpec]:
     return specs
 
 
+def prepare(workloads: tuple[str, ...]) -> Any:
+    """Check the workload names and load TVM's tensor intrinsics; return the host target."""
+    from ms_droplet.job import host_target
+    from ms_droplet.workloads import parse_workload
+
+    for workload in workloads:
+        parse_workload(workload)  # a bad name fails now, not an hour in
+    # TVM parses every tensor intrinsic on the first TuneContext of a process (~20 s on 2
+    # cores); pay it here so that it lands in no run's tuning time.
+    import tvm.s_tir.tensor_intrin  # noqa: F401
+
+    return host_target()
+
+
+def run_all(specs: list[RunSpec], out_dir: Path, target: Any) -> list[dict]:
+    """Tune every spec whose run.json is missing; the records of all of them, in order."""
+    runs = []
+    for index, spec in enumerate(specs, 1):
+        done = load_run(out_dir, spec)
+        if done is not None:
+            print(f"[{index}/{len(specs)}] {spec.run_id}: done before, kept", flush=True)
+        else:
+            print(f"[{index}/{len(specs)}] {spec.run_id}: tuning", flush=True)
+            done = execute(spec, out_dir, target)
+        runs.append(done)
+    return runs
+
+
+def remeasure_in_child(out_dir: Path, rounds: int) -> dict[str, dict]:
+    """Re-measure every run's best schedule in a fresh process (see :mod:`.remeasure`)."""
+    print("re-measuring every run's best schedule in a fresh process...", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.remeasure", str(out_dir), str(rounds)],
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+    )
+    return json.loads((out_dir / "remeasure.json").read_text())
+
+
 def run_path(out_dir: Path, spec: RunSpec) -> Path:
     """Folder of one run (work_dir, logs and run.json)."""
     return out_dir / "runs" / spec.run_id
 
 
+def resolved_options(spec: RunSpec) -> dict | None:
+    """Every DropletSearch option a droplet run tunes with, defaults included; None otherwise."""
+    if spec.method != "droplet":
+        return None
+    from ms_droplet.options import resolve_options
+
+    return resolve_options(dict(spec.options))
+
+
 def load_run(out_dir: Path, spec: RunSpec) -> dict | None:
-    """The finished run's record, or None."""
+    """The finished run's record, or None.
+
+    Raises
+    ------
+    ValueError
+        When the finished droplet run was tuned with other options than ``spec`` resolves to
+        now (a default changed since): keeping it would report the old defaults as the new.
+    """
     path = run_path(out_dir, spec) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    tuned_with = record.get("resolved_options")
+    wanted = resolved_options(spec)
+    if tuned_with is not None and wanted is not None and tuned_with != wanted:
+        changed = sorted(name for name in wanted if tuned_with.get(name) != wanted[name])
+        raise ValueError(
+            f"{path} was tuned with DropletSearch options {tuned_with}, but this run asks for "
+            f"{wanted} (they differ in {', '.join(changed)}; did a default change?). Use "
+            f"another --out folder, or delete {path.parent} to tune it again."
+        )
+    return record
 
 
 def _droplet_own_seconds(work_dir: Path) -> float | None:
@@ -135,6 +204,7 @@ def execute(spec: RunSpec, out_dir: Path, target: Any) -> dict:
     record = {
         "spec": {**spec.__dict__, "options": dict(spec.options)},
         "run_id": spec.run_id,
+        "resolved_options": resolved_options(spec),
         "work_dir": str(work_dir),
         "tuning_seconds": seconds,
         "curve": recorder.curve,

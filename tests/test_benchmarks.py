@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.report import figures, geomean, trials_to_match
+from benchmarks.sweep import parse_variant, summarise, table
+from benchmarks.tuning_runs import RunSpec, load_run, resolved_options, run_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,75 @@ def test_report_figures_on_known_numbers():
     assert report["geomean"]["equal_budget_ratio"] == pytest.approx(0.5)
     assert trials_to_match([(8, 2e-3, 0)], 1e-3) is None
     assert geomean([2.0, 8.0]) == pytest.approx(4.0) and geomean([None]) is None
+
+
+def test_sweep_compares_every_variant_with_evolutionary_at_the_same_budget():
+    def run(workload, method, seed, options=None, seconds=10.0):
+        options = options or {}
+        tag = "".join(f"_{k}{v}" for k, v in sorted(options.items()))
+        return {
+            "run_id": f"{workload}{method}{tag}{seed}",
+            "spec": {
+                "workload": workload,
+                "method": method,
+                "budget": 8,
+                "seed": seed,
+                "options": options,
+            },
+            "curve": [(8, 1e-3, 1)],
+            "tuning_seconds": seconds,
+            "droplet_own_seconds": 0.1 if method == "droplet" else None,
+        }
+
+    fast, slow = {"explore_trials": 2}, {"explore_trials": 4}
+    runs, latencies = [], {}
+    for workload, evo_s in (("GMM:0", 2e-3), ("NRM:0", 1e-3)):
+        for seed, noise in ((0, 1.0), (1, 1.1)):
+            for spec, latency in (
+                (run(workload, "evolutionary", seed, seconds=20.0), evo_s),
+                (run(workload, "droplet", seed, fast), 0.5 * evo_s),
+                (run(workload, "droplet", seed, slow), 2.0 * evo_s),
+            ):
+                runs.append(spec)
+                latencies[spec["run_id"]] = {"latency_s": latency * noise}
+    flops = {"GMM:0": 4e6, "NRM:0": 1e5}
+    summary = summarise(runs, latencies, flops, {"fast": fast, "slow": slow}, budget=8)
+    assert summary["fast"]["equal_budget_ratio"] == pytest.approx(0.5)
+    assert summary["slow"]["equal_budget_ratio"] == pytest.approx(2.0)
+    assert summary["fast"]["wins"] == 2 and summary["slow"]["wins"] == 0
+    assert summary["fast"]["time_ratio"] == pytest.approx(0.5)
+    assert summary["fast"]["overhead"] == pytest.approx(0.01)
+    # Each seed compares with the evolutionary run of the same seed.
+    assert summary["fast"]["workloads"]["GMM:0"]["seed_ratios"] == pytest.approx([0.5, 0.5])
+    lines = table(summary).splitlines()
+    assert lines[1].split() == ["workload", "fast", "slow"]
+    assert lines[4].split() == ["geomean", "0.500", "2.000"]
+
+
+def test_sweep_variant_names_the_bad_option():
+    assert parse_variant("e32:explore_trials=32,significance=0.1") == (
+        "e32",
+        {"explore_trials": 32, "significance": 0.1},
+    )
+    with pytest.raises(Exception, match="explore_trial'.*Did you mean 'explore_trials'"):
+        parse_variant("bad:explore_trial=32")
+    with pytest.raises(Exception, match="expected LABEL:NAME=VALUE"):
+        parse_variant("explore_trials=32")
+
+
+def test_a_droplet_run_tuned_under_other_defaults_is_not_resumed(tmp_path):
+    spec = RunSpec("GMM:0", "droplet", 8, 0, 4)
+    assert load_run(tmp_path, spec) is None
+    folder = run_path(tmp_path, spec)
+    folder.mkdir(parents=True)
+    record = {"run_id": spec.run_id, "resolved_options": resolved_options(spec)}
+    (folder / "run.json").write_text(json.dumps(record))
+    assert load_run(tmp_path, spec) == record
+    # The same folder name, but tuned when explore_trials defaulted to something else.
+    record["resolved_options"] = {**resolved_options(spec), "explore_trials": 1000}
+    (folder / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="differ in explore_trials; did a default change"):
+        load_run(tmp_path, spec)
 
 
 def run_tiny_profile(out):
