@@ -76,17 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     latencies = remeasure_in_child(out, profile.remeasure_rounds)
 
     from .plot import plot
-    from .reference import in_child
+    from .remeasure import numpy_key
     from .report import figures, table
 
-    flops, numpy_ref = {}, {}
+    flops = {workload: parse_workload(workload).flops for workload in profile.workloads}
+    numpy_ref = {}
     for workload in profile.workloads:
-        flops[workload] = parse_workload(workload).flops
-        if workload.startswith("GMM:"):
-            from tvm.s_tir.meta_schedule.testing import te_workload
-
-            batch, n, m, k = te_workload.CONFIGS["GMM"][1][int(workload.split(":")[1])][:4]
-            numpy_ref[workload] = in_child(n, m, k)
+        reference = latencies.get(numpy_key(workload))
+        if reference and "latency_s" in reference:
+            gflops = flops[workload] / reference["latency_s"] / 1e9
+            numpy_ref[workload] = {"gflops": gflops, "blas": reference.get("blas")}
     report = figures(
         runs,
         latencies,

@@ -14,63 +14,72 @@
 # KIND, either express or implied.  See the License for the
 # specific language governing permissions and limitations
 # under the License.
-"""numpy (OpenBLAS) GEMM throughput, the practical ceiling of this machine.
+"""numpy (OpenBLAS) GEMM, the practical ceiling of this machine, timed beside the kernels.
 
-Run as ``python -m benchmarks.reference M N K`` in a child process: the parent removes
-OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from its environment (this workplace sets them and they
-force OpenBLAS's AVX2 kernel on AVX-512 CPUs) and this process reports the kernel OpenBLAS
-actually runs, as threadpoolctl names it.
+The re-measurement process (:mod:`.remeasure`) times numpy's GEMM in the same rounds as the
+tuned kernels: on a shared machine the speed available moves by tens of percent over minutes
+(numpy's 512^3 GEMM measured 120 and 187 GFLOP/s a minute apart here), so only a reference
+taken in the same rounds gives a meaningful fraction. That process starts without
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (this workplace sets them, and they force OpenBLAS's AVX2
+kernel on AVX-512 CPUs), and the kernel OpenBLAS actually runs is reported as threadpoolctl
+names it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import math
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def measure(m: int, n: int, k: int, repeats: int = 20) -> dict:
-    """GFLOP/s of float32 ``(m, k) @ (k, n)`` and the BLAS that ran it."""
-    import numpy as np
+def gemm_shape(workload: str) -> tuple[int, int, int] | None:
+    """``(m, n, k)`` of a ``GMM:INDEX`` workload of TVM's te_workload table, else None."""
+    name, _, index = workload.partition(":")
+    if name != "GMM":
+        return None
+    from tvm.s_tir.meta_schedule.testing import te_workload
+
+    _batch, n, m, k = te_workload.CONFIGS["GMM"][1][int(index)][:4]
+    return n, m, k
+
+
+def blas_info() -> dict | None:
+    """The BLAS numpy runs: library, kernel architecture and threads (threadpoolctl)."""
     from threadpoolctl import threadpool_info
+
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not blas:
+        return None
+    return {key: blas[0].get(key) for key in ("internal_api", "architecture", "num_threads")}
+
+
+def gemm_timer(
+    m: int, n: int, k: int, repeats: int, min_repeat_seconds: float = 0.05
+) -> Callable[[], list[float]]:
+    """A callable timing float32 ``(m, k) @ (k, n)`` like TVM's ``time_evaluator``.
+
+    Each call returns ``repeats`` mean times per product, each averaged over enough products
+    to last ``min_repeat_seconds``.
+    """
+    import numpy as np
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype="float32")
     b = rng.standard_normal((k, n), dtype="float32")
     a @ b  # warm-up: thread pool start and page faults
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    best = sorted(times)[len(times) // 2]
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return {
-        "gflops": 2.0 * m * n * k / best / 1e9,
-        "blas": {key: blas[0].get(key) for key in ("internal_api", "architecture", "num_threads")}
-        if blas
-        else None,
-    }
+    start = time.perf_counter()
+    a @ b
+    number = max(1, math.ceil(min_repeat_seconds / max(time.perf_counter() - start, 1e-9)))
 
+    def timer() -> list[float]:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(number):
+                a @ b
+            times.append((time.perf_counter() - start) / number)
+        return times
 
-def in_child(m: int, n: int, k: int) -> dict:
-    """Run :func:`measure` in a child process without the OpenBLAS overrides."""
-    env = {key: value for key, value in os.environ.items() if key not in OPENBLAS_OVERRIDES}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.reference", str(m), str(n), str(k)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-        check=True,
-    )
-    return json.loads(done.stdout)
-
-
-if __name__ == "__main__":
-    print(json.dumps(measure(*(int(x) for x in sys.argv[1:4]))))
+    return timer

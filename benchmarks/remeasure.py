@@ -18,9 +18,10 @@
 
 Run as ``python -m benchmarks.remeasure OUT_DIR``: it reads every ``run.json`` under OUT_DIR,
 compiles each run's best schedule from its database, then times all of them round-robin
-(``rounds`` rounds, same inputs per workload) and writes ``OUT_DIR/remeasure.json`` with the
-latency of each run. Tuning-time figures come from different moments of a noisy machine; these
-come from one session and are the ones the report compares.
+(``rounds`` rounds, same inputs per workload), numpy's GEMM of every GEMM workload among them
+(:mod:`.reference`), and writes ``OUT_DIR/remeasure.json`` with the latency of each.
+Tuning-time figures come from different moments of a noisy machine; these come from one
+session and are the ones the report compares.
 
 Each round takes the fastest of a few repeats, and the latency is the median of those over the
 rounds. On a 2-core machine every interruption of one of the kernel's two threads slows the
@@ -36,8 +37,11 @@ import statistics
 import sys
 from pathlib import Path
 
+from .reference import blas_info, gemm_shape, gemm_timer
+
 # Repeats (each at least 50 ms long) per round; a round's figure is the fastest of them.
 _REPEATS_PER_ROUND = 3
+_NUMPY_PREFIX = "numpy "
 
 
 def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
@@ -64,12 +68,18 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
         timer = executable.jit().time_evaluator(
             "main", dev, number=1, repeat=_REPEATS_PER_ROUND, min_repeat_ms=50
         )
-        entries[run["run_id"]] = {"timer": timer, "args": args, "samples": []}
+        entries[run["run_id"]] = {"timer": lambda t=timer, a=args: t(*a).results, "samples": []}
+        shape = gemm_shape(run["spec"]["workload"])
+        if shape is not None:
+            entries.setdefault(
+                numpy_key(run["spec"]["workload"]),
+                {"timer": gemm_timer(*shape, repeats=_REPEATS_PER_ROUND), "samples": []},
+            )
     for _ in range(rounds):
         for entry in entries.values():
             if "timer" in entry:
-                entry["samples"].append(min(entry["timer"](*entry["args"]).results))
-    return {
+                entry["samples"].append(min(entry["timer"]()))
+    results = {
         run_id: (
             {"latency_s": statistics.median(e["samples"]), "samples": e["samples"]}
             if "samples" in e
@@ -77,6 +87,15 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
         )
         for run_id, e in entries.items()
     }
+    for key, entry in results.items():
+        if key.startswith(_NUMPY_PREFIX):
+            entry["blas"] = blas_info()
+    return results
+
+
+def numpy_key(workload: str) -> str:
+    """Key of numpy's reference for a GEMM workload in ``remeasure.json``."""
+    return _NUMPY_PREFIX + workload
 
 
 def main(argv: list[str]) -> int:

@@ -23,6 +23,7 @@ not done again, so an interrupted benchmark resumes where it stopped.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -101,10 +102,14 @@ def run_all(specs: list[RunSpec], out_dir: Path, target: Any) -> list[dict]:
 
 def remeasure_in_child(out_dir: Path, rounds: int) -> dict[str, dict]:
     """Re-measure every run's best schedule in a fresh process (see :mod:`.remeasure`)."""
+    from .reference import OPENBLAS_OVERRIDES
+
     print("re-measuring every run's best schedule in a fresh process...", flush=True)
+    env = {key: value for key, value in os.environ.items() if key not in OPENBLAS_OVERRIDES}
     subprocess.run(
         [sys.executable, "-m", "benchmarks.remeasure", str(out_dir), str(rounds)],
         cwd=Path(__file__).resolve().parents[1],
+        env=env,
         check=True,
     )
     return json.loads((out_dir / "remeasure.json").read_text())

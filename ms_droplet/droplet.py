@@ -63,7 +63,7 @@ class Droplet:
         self,
         sizes: Sequence[int],
         *,
-        significance: float = 0.05,
+        significance: float = 0.25,
         min_improvement: float = 0.01,
         seed: int = 0,
     ) -> None:

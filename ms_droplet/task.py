@@ -85,6 +85,7 @@ class TaskStats:
     explored: int = 0
     descended: int = 0
     replays: int = 0
+    replays_saved: int = 0
     invalid: int = 0
     duplicates: int = 0
     failures: int = 0
@@ -158,6 +159,9 @@ class DropletTask:
         self.seen: dict[int, list[float] | None] = {}
         self.measured: dict[int, Measured] = {}
         self.started: set[int] = set()
+        # Printed trace -> structural hash of its program (None: TVM rejected it), over all
+        # descents of the task.
+        self.replayed: dict[str, int | None] = {}
         # One descent per starting program: a restart never takes over a descent that is still
         # waiting for results, so no neighbourhood is abandoned half-measured.
         self.descents: list[Descent] = []
@@ -336,13 +340,23 @@ class DropletTask:
                 continue
             valid: list[tuple[Point, _tvm.Schedule, int]] = []
             for point in points:
-                self.stats.replays += 1
-                sch = space.replay(point)
-                if sch is None:
+                text = space.trace_text(point)
+                sch = None
+                if text is not None and text in self.replayed:
+                    # Descents from different starts meet on the same traces: reuse the
+                    # program's identity instead of replaying it again.
+                    self.stats.replays_saved += 1
+                    module_hash = self.replayed[text]
+                else:
+                    self.stats.replays += 1
+                    sch = space.replay(point) if text is not None else None
+                    module_hash = None if sch is None else _tvm.module_hash(sch.mod)
+                    if text is not None:
+                        self.replayed[text] = module_hash
+                if module_hash is None:
                     self.stats.invalid += 1
                     droplet.reject(point)
                     continue
-                module_hash = _tvm.module_hash(sch.mod)
                 if module_hash in self.seen or module_hash in batch_hashes:
                     # Another point already stands for this program: reuse its result rather
                     # than measuring the same program twice.
@@ -353,6 +367,13 @@ class DropletTask:
                     else:
                         droplet.reject(point)
                     continue
+                if sch is None:
+                    # Replayed before but never measured (ranked out of an earlier batch).
+                    self.stats.replays += 1
+                    sch = space.replay(point)
+                    if sch is None:
+                        droplet.reject(point)
+                        continue
                 batch_hashes.add(module_hash)
                 valid.append((point, sch, module_hash))
             if len(valid) > want:

@@ -182,6 +182,11 @@ def test_on_converge_policies(policy):
         starts.add(start)
         assert descent.droplet.centre_latency <= task.measured[start].latency
     assert len(starts) == len(task.descents)
+    # A trace replayed once is not replayed again, and its program is one of the 36.
+    valid_programs = {h for h in task.replayed.values() if h is not None}
+    assert len(valid_programs) <= 36 and set(hashes) <= valid_programs | set(task.measured)
+    if policy != "stop":
+        assert task.stats.replays_saved > 0
     strategy.post_tuning()
 
 
