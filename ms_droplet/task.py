@@ -340,19 +340,7 @@ class DropletTask:
                 continue
             valid: list[tuple[Point, _tvm.Schedule, int]] = []
             for point in points:
-                text = space.trace_text(point)
-                sch = None
-                if text is not None and text in self.replayed:
-                    # Descents from different starts meet on the same traces: reuse the
-                    # program's identity instead of replaying it again.
-                    self.stats.replays_saved += 1
-                    module_hash = self.replayed[text]
-                else:
-                    self.stats.replays += 1
-                    sch = space.replay(point) if text is not None else None
-                    module_hash = None if sch is None else _tvm.module_hash(sch.mod)
-                    if text is not None:
-                        self.replayed[text] = module_hash
+                module_hash, sch = self._identify(space, point)
                 if module_hash is None:
                     self.stats.invalid += 1
                     droplet.reject(point)
@@ -387,6 +375,27 @@ class DropletTask:
                     InFlight(_tvm.make_candidate(sch), DESCEND, module_hash, self.active, point)
                 )
         return batch
+
+    def _identify(
+        self, space: DecisionSpace, point: Point
+    ) -> tuple[int | None, _tvm.Schedule | None]:
+        """The program hash at ``point`` (None: invalid), and its schedule if it was replayed.
+
+        Descents from different starts meet on the same traces; a trace replayed before gives
+        its program's hash without a second replay (and without a schedule).
+        """
+        text = space.trace_text(point)
+        if text is None:
+            self.stats.replays += 1
+            return None, None
+        if text in self.replayed:
+            self.stats.replays_saved += 1
+            return self.replayed[text], None
+        self.stats.replays += 1
+        sch = space.replay(point)
+        module_hash = None if sch is None else _tvm.module_hash(sch.mod)
+        self.replayed[text] = module_hash
+        return module_hash, sch
 
     def _rank(
         self, valid: list[tuple[Point, _tvm.Schedule, int]]
