@@ -70,11 +70,10 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
         )
         entries[run["run_id"]] = {"timer": lambda t=timer, a=args: t(*a).results, "samples": []}
         shape = gemm_shape(run["spec"]["workload"])
-        if shape is not None:
-            entries.setdefault(
-                numpy_key(run["spec"]["workload"]),
-                {"timer": gemm_timer(*shape, repeats=_REPEATS_PER_ROUND), "samples": []},
-            )
+        reference = numpy_key(run["spec"]["workload"])
+        if shape is not None and reference not in entries:
+            timer = gemm_timer(*shape, repeats=_REPEATS_PER_ROUND)
+            entries[reference] = {"timer": timer, "samples": []}
     for _ in range(rounds):
         for entry in entries.values():
             if "timer" in entry:

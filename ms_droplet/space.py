@@ -211,23 +211,22 @@ class DecisionSpace:
                 decisions[inst] = list(value) if isinstance(value, tuple) else value
         return _tvm.Trace(insts, decisions)
 
-    def trace_text(self, point: Sequence[int]) -> str | None:
-        """The printed trace at ``point``, or ``None`` if its tile factors are invalid.
-
-        Two points, of this space or of another over the same module, with the same text
-        replay to the same program; printing costs about a tenth of a replay.
-        """
-        if not self.is_valid(point):
-            return None
-        return str(self.trace_of(point))
-
     def replay(self, point: Sequence[int]) -> _tvm.Schedule | None:
         """A post-processed schedule for ``point``, or ``None`` if TVM rejects it."""
         if not self.is_valid(point):
             return None
+        return self.replay_trace(self.trace_of(point))
+
+    def replay_trace(self, trace: _tvm.Trace) -> _tvm.Schedule | None:
+        """A post-processed schedule for a trace from :meth:`trace_of`, or ``None``.
+
+        Callers that key programs by the printed trace (two points, of this space or of another
+        over the same module, with the same text replay to the same program; printing costs
+        about a tenth of a replay) build the trace once and replay it here.
+        """
         sch = _tvm.traced_schedule(self.mod, self.seed)
         try:
-            self.trace_of(point).apply_to_schedule(sch, remove_postproc=True)
+            trace.apply_to_schedule(sch, remove_postproc=True)
             for postproc in self.postprocs:
                 if not postproc.apply(sch):
                     return None

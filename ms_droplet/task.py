@@ -384,15 +384,15 @@ class DropletTask:
         Descents from different starts meet on the same traces; a trace replayed before gives
         its program's hash without a second replay (and without a schedule).
         """
-        text = space.trace_text(point)
-        if text is None:
-            self.stats.replays += 1
+        if not space.is_valid(point):
             return None, None
+        trace = space.trace_of(point)
+        text = str(trace)
         if text in self.replayed:
             self.stats.replays_saved += 1
             return self.replayed[text], None
         self.stats.replays += 1
-        sch = space.replay(point)
+        sch = space.replay_trace(trace)
         module_hash = None if sch is None else _tvm.module_hash(sch.mod)
         self.replayed[text] = module_hash
         return module_hash, sch
