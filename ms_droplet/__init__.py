@@ -21,12 +21,14 @@ plain ``import tvm`` does the same through TVM's ``tvm.backends`` entry points.
 
 >>> from tvm.s_tir import meta_schedule as ms
 >>> ms.tune_tir(mod, target, work_dir, max_trials_global=128, strategy="droplet")  # doctest: +SKIP
+>>> ms_droplet.post_optimize(work_dir, trials=64)  # doctest: +SKIP
 """
 
+from .postopt import post_optimize
 from .registry import register
 from .strategy import DropletSearch
 
 register()
 
-__all__ = ["DropletSearch", "register"]
+__all__ = ["DropletSearch", "post_optimize", "register"]
 __version__ = "0.1.0"

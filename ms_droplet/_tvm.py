@@ -29,10 +29,11 @@ from typing import Any
 import tvm_ffi
 from tvm.ir import IRModule
 from tvm.ir.utils import derived_object
+from tvm.runtime import tensor
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 from tvm.s_tir.meta_schedule.cost_model import CostModel
-from tvm.s_tir.meta_schedule.database import Database
+from tvm.s_tir.meta_schedule.database import Database, TuningRecord
 from tvm.s_tir.meta_schedule.postproc import Postproc
 from tvm.s_tir.meta_schedule.runner import RunnerResult
 from tvm.s_tir.meta_schedule.search_strategy import (
@@ -45,7 +46,8 @@ from tvm.s_tir.meta_schedule.search_strategy import (
 from tvm.s_tir.meta_schedule.search_strategy import search_strategy as search_strategy_module
 from tvm.s_tir.meta_schedule.tune_context import TuneContext
 from tvm.s_tir.schedule import Instruction, Schedule, Trace
-from tvm.tirx import IntImm
+from tvm.target import Target
+from tvm.tirx import IntImm, PrimFunc
 
 __all__ = [
     "ArgInfo",
@@ -56,20 +58,28 @@ __all__ = [
     "Instruction",
     "MeasureCandidate",
     "Postproc",
+    "PrimFunc",
     "PySearchStrategy",
     "ReplayTrace",
     "RunnerResult",
     "Schedule",
     "SearchStrategy",
+    "Target",
     "Trace",
     "TuneContext",
+    "TuningRecord",
+    "block_names",
     "derived_object",
     "make_candidate",
     "module_hash",
     "ms",
+    "object_handle",
     "run_seconds",
     "search_strategy_module",
+    "structural_equal",
+    "tensor",
     "traced_schedule",
+    "valid_seconds",
 ]
 
 # Annotations whose integer value MetaSchedule's MutateParallel (and the vectorize rule) varies;
@@ -96,13 +106,33 @@ def make_candidate(sch: Schedule) -> MeasureCandidate:
 
 def run_seconds(result: RunnerResult) -> list[float] | None:
     """Run times of a successful measurement, or ``None`` for a failed one."""
-    if result.error_msg is not None or result.run_secs is None:
+    if result.error_msg is not None:
         return None
-    samples = [float(getattr(s, "value", s)) for s in result.run_secs]
-    # The local runner reports failures that slip past error_msg as huge or non-positive times.
+    return valid_seconds(result.run_secs)
+
+
+def valid_seconds(run_secs: Sequence[Any] | None) -> list[float] | None:
+    """Run times in seconds (``FloatImm`` or float), or ``None`` unless all are plausible.
+
+    The local runner reports failures that slip past ``error_msg`` as huge or non-positive
+    times, and MetaSchedule's database records a failure as a single 1e10.
+    """
+    if run_secs is None:
+        return None
+    samples = [float(getattr(s, "value", s)) for s in run_secs]
     if not samples or any(not 0.0 < s < 1e9 for s in samples):
         return None
     return samples
+
+
+def structural_equal(lhs: Any, rhs: Any) -> bool:
+    """TVM's structural equality."""
+    return bool(tvm_ffi.structural_equal(lhs, rhs))
+
+
+def object_handle(obj: Any) -> Any:
+    """A key that identifies one TVM object (not its structure) within a process."""
+    return obj.__chandle__() if hasattr(obj, "__chandle__") else id(obj)
 
 
 def int_value(value: Any) -> int:
@@ -116,3 +146,15 @@ def with_annotation_value(inst: Instruction, value: int) -> Instruction:
     return Instruction(
         inst.kind, [inputs[0], IntImm("int32", int(value))], list(inst.attrs), list(inst.outputs)
     )
+
+
+def block_names(func: PrimFunc) -> list[str]:
+    """Names of the blocks directly under a function's root block, in program order."""
+    body = func.body
+    root = getattr(body, "block", None)
+    if root is None:
+        return []
+    sch = Schedule(IRModule({"main": func}))
+    return [
+        sch.get(block).name_hint for block in sch.get_child_blocks(sch.get_sblock(root.name_hint))
+    ]

@@ -18,7 +18,9 @@
 
 ``ms-droplet tune GMM:2 --trials 128`` tunes a workload of TVM's ``te_workload`` table (or the
 built-in Relax model ``mlp``) on the host CPU, compiles the best schedule, checks its output
-against numpy and prints the tuned latency and GFLOP/s.
+against numpy and prints the tuned latency and GFLOP/s; with ``--work-dir`` an interrupted job
+run again resumes. ``ms-droplet post-opt WORK_DIR --trials 64`` improves a finished
+MetaSchedule run with droplet descent from each task's best records.
 """
 
 from __future__ import annotations
@@ -65,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a DropletSearch option, e.g. --option explore_trials=32 (repeatable)",
     )
     tune.add_argument("--target", help="target as JSON (default: the host CPU with mcpu set)")
-    tune.add_argument("--work-dir", help="where logs and the database go (default: a temp dir)")
+    tune.add_argument(
+        "--work-dir",
+        help="where logs and the database go (default: a temp dir); records already there "
+        "count towards --trials, so the same command run again resumes an interrupted job",
+    )
     tune.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     tune.add_argument(
         "--stock-builder",
@@ -74,6 +80,32 @@ def build_parser() -> argparse.ArgumentParser:
         "in each worker: about 20 s more per batch on 2 cores)",
     )
     tune.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    post = commands.add_parser(
+        "post-opt",
+        help="droplet descent from the best records of every task of a finished work_dir",
+    )
+    post.add_argument("work_dir", help="a MetaSchedule work_dir (database_*.json inside)")
+    post.add_argument("--trials", type=int, required=True, help="new trials, all tasks together")
+    post.add_argument("--per-iter", type=int, default=16, help="candidates per batch (16)")
+    post.add_argument("--target", help="target as JSON (default: the target of the records)")
+    post.add_argument(
+        "--option",
+        action="append",
+        type=_parse_option,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a DropletSearch option (explore_trials defaults to 0 here)",
+    )
+    post.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    post.add_argument("--task-scheduler", choices=("gradient", "round-robin"), default="gradient")
+    post.add_argument(
+        "--rpc-tracker",
+        metavar="HOST:PORT",
+        help="measure through this RPC tracker instead of on this machine",
+    )
+    post.add_argument("--rpc-key", help="device key registered with the RPC tracker")
+    post.add_argument("--json", action="store_true", help="print the table as JSON")
     return parser
 
 
@@ -136,8 +168,14 @@ def tune_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
+        if result.resumed_from:
+            print(
+                f"resumed: {result.resumed_from} of the {result.trials} trials were recorded "
+                f"in {args.work_dir} already"
+            )
         print(
-            f"{result.workload} with {result.strategy}: {result.records} trials measured in "
+            f"{result.workload} with {result.strategy}: {result.records} trials recorded, "
+            f"{result.records - result.resumed_from} of them measured in "
             f"{result.tuning_seconds:.1f} s\n"
             f"  tuned latency: {result.latency_us:.2f} us ({result.gflops:.2f} GFLOP/s)\n"
             f"  check against {result.reference}: max abs error {result.max_abs_error:.2e} "
@@ -146,11 +184,54 @@ def tune_command(args: argparse.Namespace) -> int:
     return 0 if result.correct else 1
 
 
+def post_opt_command(args: argparse.Namespace) -> int:
+    """Run ``ms-droplet post-opt``."""
+    from .job import rpc_runner
+    from .options import resolve_options
+    from .postopt import gains_table, post_optimize
+
+    if args.trials < 1 or args.per_iter < 1:
+        raise SystemExit("ms-droplet: --trials and --per-iter must be positive")
+    try:
+        resolve_options(dict(args.option))
+    except ValueError as err:
+        raise SystemExit(f"ms-droplet: {err}") from err
+    runner = None
+    if args.rpc_tracker or args.rpc_key:
+        if not (args.rpc_tracker and args.rpc_key):
+            raise SystemExit("ms-droplet: --rpc-tracker and --rpc-key go together")
+        try:
+            runner = rpc_runner(args.rpc_tracker, args.rpc_key)
+        except ValueError as err:
+            raise SystemExit(f"ms-droplet: {err}") from err
+    target = None if args.target is None else _target(args.target)
+    try:
+        gains = post_optimize(
+            args.work_dir,
+            args.trials,
+            target=target,
+            per_iter=args.per_iter,
+            runner=runner,
+            task_scheduler=args.task_scheduler,
+            options=dict(args.option),
+            seed=args.seed,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"ms-droplet: {err}") from err
+    if args.json:
+        print(json.dumps([gain.as_dict() for gain in gains], indent=2))
+    else:
+        print(gains_table(gains))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ms-droplet`` command."""
     args = build_parser().parse_args(argv)
     if args.command == "tune":
         return tune_command(args)
+    if args.command == "post-opt":
+        return post_opt_command(args)
     return 2
 
 

@@ -42,6 +42,8 @@ class TuneResult:
     strategy: str
     trials: int
     records: int
+    # Records of this workload and target the work_dir held before this job tuned.
+    resumed_from: int
     tuning_seconds: float
     latency_us: float
     gflops: float
@@ -64,18 +66,50 @@ def host_target(num_cores: int | None = None) -> Any:
     )
 
 
-def evaluator_runner(repeat: int = 3, min_repeat_ms: int = 40) -> Any:
-    """A local runner that reports ``repeat`` timings per candidate.
+def evaluator_config(repeat: int = 3, min_repeat_ms: int = 40) -> Any:
+    """The measurement settings every runner of this package uses.
 
     Several repeats give droplet's significance test something to test; every strategy of a
-    comparison gets the same runner.
+    comparison gets the same settings.
     """
     from tvm.s_tir import meta_schedule as ms
 
-    config = ms.runner.EvaluatorConfig(
+    return ms.runner.EvaluatorConfig(
         number=3, repeat=repeat, min_repeat_ms=min_repeat_ms, enable_cpu_cache_flush=False
     )
-    return ms.runner.LocalRunner(evaluator_config=config)
+
+
+def evaluator_runner(repeat: int = 3, min_repeat_ms: int = 40) -> Any:
+    """A local runner that reports ``repeat`` timings per candidate."""
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.runner.LocalRunner(evaluator_config=evaluator_config(repeat, min_repeat_ms))
+
+
+def rpc_runner(tracker: str, key: str, session_timeout_sec: int = 60) -> Any:
+    """A runner that measures on the devices registered with an RPC tracker under ``key``.
+
+    Parameters
+    ----------
+    tracker : str
+        ``HOST:PORT`` of a ``python -m tvm.exec.rpc_tracker``.
+    key : str
+        The device key the RPC servers registered with (``--key``).
+    session_timeout_sec : int
+        Seconds one measurement session may take.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    host, sep, port = tracker.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"an RPC tracker is HOST:PORT, got '{tracker}'")
+    config = ms.runner.RPCConfig(
+        tracker_host=host,
+        tracker_port=int(port),
+        tracker_key=key,
+        session_timeout_sec=session_timeout_sec,
+    )
+    return ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator_config())
 
 
 def tune(
@@ -90,10 +124,13 @@ def tune(
     runner: Any = None,
     builder: Any = None,
     callbacks: Any = "default",
+    database: Any = "json",
 ) -> Any:
     """Tune ``workload`` with MetaSchedule's own entry points; return the database.
 
-    ``runner`` defaults to :func:`evaluator_runner`, ``builder`` to :func:`fast_local_builder`.
+    ``runner`` defaults to :func:`evaluator_runner`, ``builder`` to :func:`fast_local_builder`,
+    ``database`` to the JSON database of ``work_dir`` (records already there are kept, and
+    droplet measures none of their programs again).
     """
     from tvm.s_tir import meta_schedule as ms
 
@@ -107,6 +144,7 @@ def tune(
         "runner": runner,
         "builder": builder,
         "measure_callbacks": callbacks,
+        "database": database,
     }
     if workload.is_relax:
         return ms.relax_integration.tune_relax(
@@ -183,19 +221,31 @@ def tune_and_check(
     runner: Any = None,
     builder: Any = None,
 ) -> TuneResult:
-    """Tune, compile, check against the reference and time one workload."""
+    """Tune, compile, check against the reference and time one workload.
+
+    ``trials`` is the job's whole budget: records that ``work_dir`` already holds for this
+    workload and target count towards it, so an interrupted job run again with the same
+    arguments tunes only what is left (and droplet measures no recorded program again).
+    """
+    from .workdir import count_records, open_database, task_modules
+
+    database = open_database(work_dir)
+    resumed_from = count_records(database, task_modules(workload, target), target)
+    remaining = max(0, trials - resumed_from)
     start = time.perf_counter()
-    database = tune(
-        workload,
-        target,
-        trials=trials,
-        per_iter=per_iter,
-        strategy=strategy,
-        work_dir=work_dir,
-        seed=seed,
-        runner=runner,
-        builder=builder,
-    )
+    if remaining > 0:
+        tune(
+            workload,
+            target,
+            trials=remaining,
+            per_iter=per_iter,
+            strategy=strategy,
+            work_dir=work_dir,
+            seed=seed,
+            runner=runner,
+            builder=builder,
+            database=database,
+        )
     tuning_seconds = time.perf_counter() - start
     executable = compile_best(workload, database, target)
     output, latency, inputs = run_and_time(workload, executable, target)
@@ -206,7 +256,8 @@ def tune_and_check(
         workload=workload.name,
         strategy=strategy_name,
         trials=trials,
-        records=len(database.get_all_tuning_records()),
+        records=count_records(database, task_modules(workload, target), target),
+        resumed_from=resumed_from,
         tuning_seconds=tuning_seconds,
         latency_us=latency * 1e6,
         gflops=workload.flops / latency / 1e9,

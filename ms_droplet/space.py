@@ -282,7 +282,7 @@ class DecisionSpace:
             return {}
         sch = _tvm.traced_schedule(self.mod, self.seed)
         found: dict[int, tuple[int, ...]] = {}
-        position = {id_: i for i, id_ in enumerate(map(_inst_id, self.insts))}
+        position = {id_: i for i, id_ in enumerate(map(_tvm.object_handle, self.insts))}
 
         def provider(inst: Any, inputs: Any, attrs: Any, decision: Any) -> Any:
             if inst.kind.name == "SampleComputeLocation":
@@ -293,7 +293,7 @@ class DecisionSpace:
                     kept = _tvm.int_value(probe.trace.decisions[probe.trace.insts[-1]])
                     if kept == value:
                         valid.append(value)
-                found[position[_inst_id(inst)]] = tuple(valid)
+                found[position[_tvm.object_handle(inst)]] = tuple(valid)
             return decision
 
         try:
@@ -301,7 +301,3 @@ class DecisionSpace:
         except Exception:  # an unreplayable trace simply offers no location coordinate
             return {}
         return found
-
-
-def _inst_id(inst: Any) -> Any:
-    return inst.__chandle__() if hasattr(inst, "__chandle__") else id(inst)

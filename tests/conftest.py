@@ -18,6 +18,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 LLVM_TARGET = {"kind": "llvm", "num-cores": 2}
@@ -68,6 +74,47 @@ def llvm_target():
     import tvm
 
     return tvm.target.Target(LLVM_TARGET)
+
+
+def sampled_candidates(context, count):
+    """Post-processed candidates with random decisions, as TVM's ReplayTrace proposes them."""
+    from tvm.s_tir import meta_schedule as ms
+
+    strategy = ms.search_strategy.ReplayTrace()
+    strategy._initialize_with_tune_context(context)
+    strategy.pre_tuning(count, count, context.generate_design_space())
+    candidates = list(strategy.generate_measure_candidates())
+    strategy.post_tuning()
+    return candidates
+
+
+def commit_records(database, context, candidates, latency=None, target=None):
+    """Commit candidates as measured records of the context's workload, as AddToDatabase does.
+
+    ``latency(module_hash)`` gives each run time (default :func:`synthetic_latency`; ``None``
+    from it records a failure). Returns {module hash: run time or None}.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    from ms_droplet import _tvm
+
+    latency = latency or synthetic_latency
+    workload = database.commit_workload(context.mod)
+    recorded = {}
+    for candidate in candidates:
+        module_hash = _tvm.module_hash(candidate.sch.mod)
+        secs = latency(module_hash)
+        database.commit_tuning_record(
+            ms.database.TuningRecord(
+                candidate.sch.trace,
+                workload,
+                [1e10] if secs is None else [secs, secs],
+                target if target is not None else context.target,
+                candidate.args_info,
+            )
+        )
+        recorded[module_hash] = secs
+    return recorded
 
 
 def synthetic_latency(module_hash: int) -> float:
@@ -127,3 +174,73 @@ def drive(
         batches.append(batch)
         candidates = strategy.generate_measure_candidates()
     return batches
+
+
+def run_child(args, cwd):
+    """Run Python with ``args`` in a child process (without this PYTHONPATH); its stdout."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def descent_programs(work_dir):
+    """Hashes of the programs the descent proposed, as its log lines name them."""
+    hashes, descended = set(), 0
+    for log in (Path(work_dir) / "logs").glob("*task_*.log"):
+        for line in log.read_text().splitlines():
+            match = re.search(r"droplet: batch of \d+ candidates, \d+ explored and (\d+)", line)
+            if match:
+                descended += int(match.group(1))
+            if "descent programs:" in line:
+                hashes.update(int(h, 16) for h in line.split("descent programs:")[1].split())
+    return hashes, descended
+
+
+def database_programs(work_dir):
+    """The records of a work_dir's JSON database, and the structural hashes of their programs."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from ms_droplet import _tvm
+
+    database = ms.database.JSONDatabase(work_dir=str(work_dir))
+    records = database.get_all_tuning_records()
+    return records, {_tvm.module_hash(r.as_measure_candidate().sch.mod) for r in records}
+
+
+def recording_model(score=None):
+    """A real ``PyCostModel`` that remembers the programs it learned from, in order.
+
+    ``score(candidate)`` is its prediction (higher: faster); random without one.
+    """
+    import numpy as np
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.cost_model import PyCostModel
+
+    from ms_droplet import _tvm
+
+    @derived_object
+    class RecordingModel(PyCostModel):
+        def __init__(self):
+            super().__init__()
+            self.learned = []
+            self.rng = np.random.default_rng(0)
+
+        def load(self, path):
+            pass
+
+        def save(self, path):
+            pass
+
+        def update(self, context, candidates, results):
+            self.learned += [_tvm.module_hash(c.sch.mod) for c in candidates]
+
+        def predict(self, context, candidates):
+            if score is None:
+                return self.rng.uniform(size=len(candidates))
+            return np.array([score(c) for c in candidates], dtype="float64")
+
+    return RecordingModel()

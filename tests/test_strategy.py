@@ -110,7 +110,7 @@ def test_failures_stay_with_their_candidates_and_the_best_is_right():
     best = min(synthetic_latency(h) for h, s in measured if s is not None)
     assert task.best().latency == pytest.approx(best)
     # No descent ever stood on a failed program.
-    for descent in task.descents:
+    for descent in task.descents.descents:
         assert descent.droplet.centre_latency is not None
     strategy.post_tuning()
 
@@ -175,15 +175,15 @@ def test_on_converge_policies(policy):
         assert strategy.task.stats.descents_started > 1
     task = strategy.task
     # Every start keeps a descent of its own, and a descent only moves to faster programs.
-    assert len(task.descents) == task.stats.descents_started
+    assert len(task.descents.descents) == task.stats.descents_started
     starts = set()
-    for descent in task.descents:
+    for descent in task.descents.descents:
         start = _tvm.module_hash(descent.space.replay(descent.space.origin).mod)
         starts.add(start)
         assert descent.droplet.centre_latency <= task.measured[start].latency
-    assert len(starts) == len(task.descents)
+    assert len(starts) == len(task.descents.descents)
     # A trace replayed once is not replayed again, and its program is one of the 36.
-    valid_programs = {h for h in task.replayed.values() if h is not None}
+    valid_programs = {h for h in task.descents.replayed.values() if h is not None}
     assert len(valid_programs) <= 36 and set(hashes) <= valid_programs | set(task.measured)
     if policy != "stop":
         assert task.stats.replays_saved > 0

@@ -17,6 +17,6 @@ def test_ruff_is_clean():
 
 
 def test_every_source_file_carries_the_license_header():
-    for path in sorted((ROOT / "ms_droplet").glob("*.py")):
+    for path in sorted((ROOT / "ms_droplet").rglob("*.py")):
         head = path.read_text().splitlines()[:3]
         assert head and head[0].startswith("# Licensed to the Apache Software Foundation"), path

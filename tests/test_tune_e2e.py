@@ -5,48 +5,15 @@ resolve through TVM's ``tvm.backends`` entry point alone.
 """
 
 import json
-import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from tvm.s_tir import meta_schedule as ms
-
-from ms_droplet import _tvm
+from conftest import database_programs, descent_programs, run_child
 
 SCRIPT = Path(__file__).parent / "scripts" / "tune_by_name.py"
 pytestmark = pytest.mark.tuning
-
-
-def run_child(args, cwd):
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    done = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
-
-
-def descent_programs(work_dir):
-    """Hashes of the programs the descent proposed, as its log lines name them."""
-    hashes, descended = set(), 0
-    for log in (Path(work_dir) / "logs").glob("*task_*.log"):
-        for line in log.read_text().splitlines():
-            match = re.search(r"droplet: batch of \d+ candidates, \d+ explored and (\d+)", line)
-            if match:
-                descended += int(match.group(1))
-            if "descent programs:" in line:
-                hashes.update(int(h, 16) for h in line.split("descent programs:")[1].split())
-    return hashes, descended
-
-
-def database_programs(work_dir):
-    database = ms.database.JSONDatabase(work_dir=str(work_dir))
-    records = database.get_all_tuning_records()
-    return records, {_tvm.module_hash(r.as_measure_candidate().sch.mod) for r in records}
 
 
 @pytest.mark.parametrize(("mode", "budget"), [("tir", 16), ("relax", 12)])

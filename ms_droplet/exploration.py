@@ -1,0 +1,147 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""The exploration phase: TVM's own search strategy, capped and deduplicated.
+
+:class:`Exploration` wraps ``EvolutionarySearch`` (or ``ReplayTrace`` when the task has no
+database or cost model, as in TVM's own strategy tests) behind a cap on the trials it may take,
+drops the programs that were measured before, and reports to the explorer only the results of its
+own candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import _tvm
+
+# Consecutive exploration batches that bring nothing new before the explorer counts as spent.
+MAX_STALE_EXPLORATIONS = 3
+
+
+class Exploration:
+    """TVM's explorer with a trial cap.
+
+    Parameters
+    ----------
+    context : TuneContext
+        The task's tune context.
+    evolutionary : Optional[Dict[str, Any]]
+        Keyword arguments of ``EvolutionarySearch``.
+    max_trials, num_trials_per_iter : int
+        The task's budget and batch size, handed to the explorer's ``pre_tuning``.
+    design_spaces : List[Schedule]
+        The task's design spaces.
+    database : Optional[Database]
+        What the explorer seeds from (droplet hands it a target-filtered view).
+    cost_model : Optional[CostModel]
+        The task's cost model.
+    cap : int
+        Most trials the exploration may take.
+    """
+
+    def __init__(
+        self,
+        context: _tvm.TuneContext,
+        evolutionary: dict[str, Any] | None,
+        max_trials: int,
+        num_trials_per_iter: int,
+        design_spaces: list[_tvm.Schedule],
+        database: _tvm.Database | None,
+        cost_model: _tvm.CostModel | None,
+        cap: int,
+    ) -> None:
+        generator = context.space_generator
+        evolutionary_ready = (
+            database is not None
+            and cost_model is not None
+            and generator is not None
+            and generator.postprocs is not None
+            and generator.mutator_probs is not None
+        )
+        if evolutionary_ready:
+            self.explorer = _tvm.EvolutionarySearch(**(evolutionary or {}))
+        else:
+            # TVM's evolutionary search refuses to run without a database and a cost model;
+            # replaying the design space's traces with fresh decisions needs neither.
+            self.explorer = _tvm.ReplayTrace()
+        self.explorer._initialize_with_tune_context(context)
+        self.explorer.pre_tuning(
+            max_trials, num_trials_per_iter, design_spaces, database, cost_model
+        )
+        self.cap = cap
+        self.taken = 0
+        self.spent = False
+        self.seconds = 0.0
+        self._stale = 0
+
+    def quota(self, in_batch: int = 0) -> int:
+        """Trials the exploration may still take, ``in_batch`` of them already being issued."""
+        return max(0, self.cap - self.taken - in_batch)
+
+    def propose(
+        self, count: int, in_batch: int, is_known: Callable[[int], bool]
+    ) -> tuple[list[tuple[_tvm.MeasureCandidate, int]], int]:
+        """Up to ``count`` new candidates with their program hashes, and the duplicates dropped.
+
+        ``is_known(module_hash)`` says whether a program was measured, issued or taken into the
+        batch already; such candidates are dropped.
+        """
+        quota = self.quota(in_batch)
+        duplicates = 0
+        while quota > 0 and not self.spent:
+            start = time.perf_counter()
+            candidates = self.explorer.generate_measure_candidates()
+            self.seconds += time.perf_counter() - start
+            if candidates is None:
+                self.spent = True
+                break
+            fresh: list[tuple[_tvm.MeasureCandidate, int]] = []
+            hashes: set[int] = set()
+            for candidate in candidates:
+                module_hash = _tvm.module_hash(candidate.sch.mod)
+                if is_known(module_hash) or module_hash in hashes:
+                    duplicates += 1
+                    continue
+                hashes.add(module_hash)
+                fresh.append((candidate, module_hash))
+            if fresh:
+                self._stale = 0
+                return fresh[: min(count, quota)], duplicates
+            self._stale += 1
+            if self._stale >= MAX_STALE_EXPLORATIONS:
+                self.spent = True
+        return [], duplicates
+
+    def notify(
+        self, candidates: list[_tvm.MeasureCandidate], results: list[_tvm.RunnerResult]
+    ) -> None:
+        """Hand the explorer the results of its own candidates."""
+        if not candidates:
+            return
+        start = time.perf_counter()
+        self.explorer.notify_runner_results(candidates, results)
+        self.seconds += time.perf_counter() - start
+
+    def extend(self, trials: int) -> None:
+        """Allow ``trials`` more trials beyond what was taken (a return to exploration)."""
+        self.cap = self.taken + trials
+
+    def close(self) -> None:
+        """End the explorer's task."""
+        self.explorer.post_tuning()

@@ -1,0 +1,117 @@
+"""Resume, post-optimisation and the cost model, on real work_dirs with real builds and runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import database_programs, descent_programs, recording_model, run_child, te_module
+from tvm.s_tir import meta_schedule as ms
+
+from ms_droplet import DropletSearch
+from ms_droplet.adapters import PROVENANCE_FILE, read_provenance
+from ms_droplet.job import evaluator_runner, fast_local_builder, host_target
+from ms_droplet.workdir import RECORD_FILE
+
+pytestmark = pytest.mark.tuning
+CLI = ["-m", "ms_droplet.cli"]
+
+
+def _record_lines(work_dir):
+    path = work_dir / RECORD_FILE
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+def test_post_opt_improves_a_stock_evolutionary_run_through_the_database(tmp_path):
+    work = tmp_path / "work"
+    stock = ["tune", "GMM:0", "--strategy", "evolutionary", "--trials", "16", "--per-iter", "8"]
+    run_child([*CLI, *stock, "--work-dir", str(work)], cwd=tmp_path)
+    stock_records, stock_programs = database_programs(work)
+    assert len(stock_records) == 16 and not (work / PROVENANCE_FILE).exists()
+    out = run_child([*CLI, "post-opt", str(work), "--trials", "8", "--per-iter", "4"], tmp_path)
+    # The per-task table: task, records before, trials, before us, after us, speed-up.
+    header = next(line for line in out.splitlines() if "before us" in line)
+    assert header.split() == [
+        "task",
+        "records",
+        "trials",
+        "before",
+        "us",
+        "after",
+        "us",
+        "speed-up",
+    ]
+    (line,) = out.splitlines()[out.splitlines().index(header) + 1 :]
+    task, *numbers = line.split()
+    row = dict(zip(("records_before", "trials", "before_us", "after_us", "speedup"), numbers))
+    row = {key: float(value) for key, value in row.items()}
+    records, programs = database_programs(work)
+    # Records went in through the API (stock TVM reads them back), exactly the budget more.
+    assert len(records) == 24 and row["trials"] == 8 and row["records_before"] == 16
+    # No recorded program was measured again, and none twice.
+    new = programs - stock_programs
+    assert len(programs) == 24 and len(new) == 8
+    # The table's "before" is the stock run's best; "after" is never worse.
+    best_before = min(float(np.mean([float(s) for s in r.run_secs])) for r in stock_records)
+    assert task == "Z" and row["before_us"] == pytest.approx(best_before * 1e6, abs=0.01)
+    assert row["after_us"] <= row["before_us"] and row["speedup"] >= 1.0
+    # Provenance: every new record, each from a descent warm-started on the stock records.
+    provenance = list(read_provenance(work / PROVENANCE_FILE))
+    assert {int(p["program"], 16) for p in provenance} == new
+    assert {p["phase"] for p in provenance} <= {"warm-start", "restart"}
+    assert "warm-start" in {p["phase"] for p in provenance}
+
+
+def test_a_killed_tune_runs_again_to_its_budget_measuring_nothing_twice(tmp_path):
+    work = tmp_path / "work"
+    args = [sys.executable, *CLI, "tune", "GMM:0", "--trials", "24", "--per-iter", "4"]
+    args += ["--work-dir", str(work), "--json"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # Its own process group, so that the kill takes the builder and runner workers too.
+    child = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while _record_lines(work) < 8 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    killed_at = _record_lines(work)
+    assert 8 <= killed_at < 24, "the run must be killed part-way"
+    out = run_child(args[1:], cwd=tmp_path)
+    result = json.loads(out[out.index("{") :])
+    records, programs = database_programs(work)
+    # The budget is the whole job's: what was recorded before the kill counts towards it.
+    assert result["resumed_from"] == killed_at and result["records"] == 24
+    assert len(records) == 24 and len(programs) == 24
+    assert result["correct"]
+    phases = [p["phase"] for p in read_provenance(work / PROVENANCE_FILE)]
+    assert "warm-start" in phases and len(phases) >= 24 - killed_at
+
+
+def test_the_cost_model_learns_from_the_descent_through_metaschedule_callbacks(tmp_path):
+    model = recording_model()
+    ms.tune_tir(
+        te_module("GMM", 0),
+        host_target(),
+        str(tmp_path),
+        max_trials_global=16,
+        num_trials_per_iter=8,
+        strategy=DropletSearch(explore_trials=8),
+        builder=fast_local_builder(),
+        runner=evaluator_runner(),
+        cost_model=model,
+    )
+    _, programs = database_programs(tmp_path)
+    descended, count = descent_programs(tmp_path)
+    assert count > 0 and descended <= set(model.learned)
+    assert set(model.learned) == programs and len(model.learned) == 16
