@@ -29,7 +29,6 @@ from typing import Any
 import tvm_ffi
 from tvm.ir import IRModule
 from tvm.ir.utils import derived_object
-from tvm.runtime import tensor
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 from tvm.s_tir.meta_schedule.cost_model import CostModel
@@ -77,7 +76,6 @@ __all__ = [
     "run_seconds",
     "search_strategy_module",
     "structural_equal",
-    "tensor",
     "traced_schedule",
     "valid_seconds",
 ]

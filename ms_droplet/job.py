@@ -148,9 +148,37 @@ def tune(
     }
     if workload.is_relax:
         return ms.relax_integration.tune_relax(
-            workload.mod, workload.params or {}, target, work_dir, **common
+            relax_tuning_module(workload, target), {}, target, work_dir, **common
         )
     return ms.tir_integration.tune_tir(workload.mod, target, work_dir, **common)
+
+
+def relax_tuning_module(workload: Workload, target: Any) -> Any:
+    """A Relax workload with its weights bound and its operators legalized and fused.
+
+    ``tune_relax`` extracts a task per fused TIR function, and ``compile_relax`` looks kernels
+    up after these same passes, so the tuned kernels are the ones the compiled model runs.
+    """
+    import tvm
+    from tvm import relax
+    from tvm.relax import pipeline
+
+    params = {k: tvm.runtime.tensor(v) for k, v in (workload.params or {}).items()}
+    mod = relax.transform.BindParams("main", params)(workload.mod) if params else workload.mod
+    try:
+        dispatch = pipeline.library_dispatch_passes(target)
+    except (ValueError, AttributeError):
+        dispatch = []
+    passes = [
+        *dispatch,
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+    with target:
+        return tvm.transform.Sequential(passes)(mod)
 
 
 def compile_best(workload: Workload, database: Any, target: Any) -> Any:

@@ -91,10 +91,11 @@ def open_database(work_dir: str | Path, *, must_exist: bool = False) -> Any:
 
 def task_modules(workload: Any, target: Any) -> list[_tvm.IRModule]:
     """The modules MetaSchedule tunes (and records) for a workload of :mod:`.workloads`."""
+    from .job import relax_tuning_module
+
     ms = _tvm.ms
     if workload.is_relax:
-        params = {k: _tvm.tensor(v) for k, v in (workload.params or {}).items()}
-        tasks = ms.relax_integration.extract_tasks(workload.mod, target, params)
+        tasks = ms.relax_integration.extract_tasks(relax_tuning_module(workload, target), target)
         return [ms.TuneContext(mod=task.dispatched[0]).mod for task in tasks]
     return [
         ms.TuneContext(mod=func).mod

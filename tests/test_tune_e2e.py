@@ -33,14 +33,15 @@ def test_tune_by_name_runs_the_descent_within_the_budget(tmp_path, mode, budget)
     assert hashes <= recorded
 
 
-def test_cli_tunes_checks_and_reports(tmp_path):
+@pytest.mark.parametrize("workload", ["GMM:0", "mlp"])
+def test_cli_tunes_checks_and_reports(tmp_path, workload):
     out = run_child(
-        ["-m", "ms_droplet.cli", "tune", "GMM:0", "--trials", "8", "--per-iter", "4", "--json"],
+        ["-m", "ms_droplet.cli", "tune", workload, "--trials", "8", "--per-iter", "4", "--json"],
         cwd=tmp_path,
     )
     result = json.loads(out[out.index("{") :])
-    assert result["workload"] == "GMM:0" and result["strategy"] == "droplet"
-    assert result["records"] == 8
+    assert result["workload"] == workload and result["strategy"] == "droplet"
+    assert result["records"] == 8 and result["resumed_from"] == 0
     assert result["reference"] == "numpy" and result["correct"]
     assert result["latency_us"] > 0 and result["gflops"] > 0
 

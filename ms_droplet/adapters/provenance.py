@@ -29,6 +29,10 @@ its workload gives it back), ``workload`` the structural hash of the task's modu
 of ``explore``, ``descent``, ``restart`` and ``warm-start``, ``trial`` the task's trial count at
 that candidate (1-based), ``latency_s`` the mean run time or ``null`` for a failure. Databases
 without files (memory, union, most of a user's ``PyDatabase``) keep no side file.
+
+The database stays the record of what was measured: a run killed between this file's write and
+the database's can leave an entry whose program has no record (measured again on resume, it
+gets a second entry), so readers match entries to records by program and take the last.
 """
 
 from __future__ import annotations
