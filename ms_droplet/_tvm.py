@@ -69,6 +69,7 @@ __all__ = [
     "TuningRecord",
     "block_names",
     "derived_object",
+    "host_cpu",
     "make_candidate",
     "module_hash",
     "ms",
@@ -121,6 +122,13 @@ def valid_seconds(run_secs: Sequence[Any] | None) -> list[float] | None:
     if not samples or any(not 0.0 < s < 1e9 for s in samples):
         return None
     return samples
+
+
+def host_cpu() -> str:
+    """LLVM's name of this machine's CPU (the ``mcpu`` of a host target)."""
+    import tvm
+
+    return str(tvm.target.codegen.llvm_get_system_cpu())
 
 
 def structural_equal(lhs: Any, rhs: Any) -> bool:

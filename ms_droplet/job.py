@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from . import _tvm
 from .workloads import Workload, output_shape, random_inputs
 
 STRATEGIES = ("droplet", "evolutionary")
@@ -61,9 +62,7 @@ def host_target(num_cores: int | None = None) -> Any:
     import tvm
 
     cores = num_cores or psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    return tvm.target.Target(
-        {"kind": "llvm", "mcpu": tvm.target.codegen.llvm_get_system_cpu(), "num-cores": cores}
-    )
+    return tvm.target.Target({"kind": "llvm", "mcpu": _tvm.host_cpu(), "num-cores": cores})
 
 
 def evaluator_config(repeat: int = 3, min_repeat_ms: int = 40) -> Any:

@@ -122,6 +122,8 @@ def post_optimize(
     work_dir = str(work_dir)
     database = open_database(work_dir, must_exist=True)
     target = _pick_target(database, target)
+    if runner is None:
+        _check_host_can_measure(target)
     tasks = [task for task in recorded_tasks(database, target) if task.best_seconds is not None]
     if not tasks:
         raise ValueError(f"{work_dir} holds no successful record for target {target}")
@@ -207,6 +209,20 @@ def _pick_target(database: Any, target: Any) -> Any:
             + "; ".join(str(t) for t in targets.values())
         )
     return next(iter(targets.values()))
+
+
+def _check_host_can_measure(target: Any) -> None:
+    """Refuse to measure on this machine code compiled for another CPU."""
+    if target.kind.name != "llvm":
+        return
+    wanted = str(target.attrs.get("mcpu", "")) if "mcpu" in target.attrs else ""
+    host = _tvm.host_cpu()
+    if wanted and wanted != host:
+        raise ValueError(
+            f"the records were tuned for mcpu '{wanted}' but this machine is '{host}': measure "
+            "on such a machine through an RPC tracker (--rpc-tracker, --rpc-key), or choose "
+            "another target's records with --target"
+        )
 
 
 def _us(seconds: float | None) -> float | None:

@@ -130,7 +130,11 @@ def recorded_targets(database: Any) -> dict[str, Any]:
 
 
 def recorded_tasks(database: Any, target: Any) -> list[RecordedTask]:
-    """The workloads with records on ``target``, in the order the database first lists them."""
+    """The workloads with records on ``target``, named by their blocks (made unique).
+
+    They come in the order of their first record in ``get_all_tuning_records`` (which a JSON
+    database sorts fastest first).
+    """
     wanted = target_key(target)
     tasks: dict[Any, RecordedTask] = {}
     for record in database.get_all_tuning_records():
