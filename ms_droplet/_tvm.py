@@ -45,7 +45,7 @@ from tvm.s_tir.meta_schedule.search_strategy import (
 from tvm.s_tir.meta_schedule.search_strategy import search_strategy as search_strategy_module
 from tvm.s_tir.meta_schedule.tune_context import TuneContext
 from tvm.s_tir.schedule import Instruction, Schedule, Trace
-from tvm.target import Target
+from tvm.target import Target, codegen
 from tvm.tirx import IntImm, PrimFunc
 
 __all__ = [
@@ -126,9 +126,7 @@ def valid_seconds(run_secs: Sequence[Any] | None) -> list[float] | None:
 
 def host_cpu() -> str:
     """LLVM's name of this machine's CPU (the ``mcpu`` of a host target)."""
-    import tvm
-
-    return str(tvm.target.codegen.llvm_get_system_cpu())
+    return str(codegen.llvm_get_system_cpu())
 
 
 def structural_equal(lhs: Any, rhs: Any) -> bool:

@@ -51,11 +51,14 @@ OPTIONS: tuple[Option, ...] = (
         "explore_trials",
         32,
         "Most measured trials the exploration phase (TVM's EvolutionarySearch) takes before "
-        "the descent starts; the exploration always takes at least one batch, since a descent "
-        "starts from a measured schedule. Chosen by benchmarks/sweep.py (six workloads, 128 "
-        "trials in batches of 32, two seeds, re-measured together): 32 and 64 gave the same "
-        "kernels within the noise of the re-measurement, and 32 tunes in about 0.7 of "
-        "evolutionary search's time against 0.8 for 64 (benchmarks/RESULTS.md).",
+        "the descent starts; without measured programs to start from, the exploration takes "
+        "at least one batch. Programs the database already holds for the task on its target "
+        "count towards it (warm start: an earlier run explored them), so a resumed or "
+        "repeated run explores only what is missing and descends from the best record. "
+        "Chosen by benchmarks/sweep.py (six workloads, 128 trials in batches of 32, two "
+        "seeds, re-measured together): 32 and 64 gave the same kernels within the noise of "
+        "the re-measurement, and 32 tunes in about 0.7 of evolutionary search's time against "
+        "0.8 for 64 (benchmarks/RESULTS.md).",
         lambda v: _is_int(v) and v >= 0,
         "an int >= 0",
     ),
