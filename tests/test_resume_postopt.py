@@ -3,13 +3,23 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
-from conftest import database_programs, descent_programs, recording_model, run_child, te_module
+from conftest import (
+    commit_records,
+    database_programs,
+    descent_programs,
+    recording_model,
+    run_child,
+    sampled_candidates,
+    te_module,
+    tune_context,
+)
 from tvm.s_tir import meta_schedule as ms
 
 from ms_droplet import DropletSearch
@@ -64,6 +74,61 @@ def test_post_opt_improves_a_stock_evolutionary_run_through_the_database(tmp_pat
     assert {int(p["program"], 16) for p in provenance} == new
     assert {p["phase"] for p in provenance} <= {"warm-start", "restart"}
     assert "warm-start" in {p["phase"] for p in provenance}
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(path, text, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"'{text}' never appeared in {path}: {path.read_text()[-2000:]}")
+
+
+def test_post_opt_measures_through_an_rpc_tracker_on_loopback(tmp_path):
+    # A finished run's database: real programs of the workload (their run times made up).
+    work = tmp_path / "work"
+    work.mkdir()
+    context = tune_context(te_module("GMM", 0), target=host_target())
+    database = ms.database.JSONDatabase(work_dir=str(work))
+    commit_records(database, context, sampled_candidates(context, 8))
+    tracker_port, server_port = _free_port(), _free_port()
+    tracker = f"127.0.0.1:{tracker_port}"
+    loopback = ["--host", "127.0.0.1"]
+    servers = {
+        "tracker": [*loopback, "--port", str(tracker_port), "--port-end", str(tracker_port + 1)],
+        "server": [
+            *loopback,
+            *("--port", str(server_port), "--port-end", str(server_port + 1)),
+            *("--tracker", tracker, "--key", "loopback"),
+        ],
+    }
+    started = []
+    try:
+        for name, args in servers.items():
+            with open(tmp_path / f"{name}.log", "w") as log:
+                command = [sys.executable, "-m", f"tvm.exec.rpc_{name}", *args]
+                started.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+            _wait_for(tmp_path / f"{name}.log", "bind to")
+        rpc = ["--rpc-tracker", tracker, "--rpc-key", "loopback"]
+        out = run_child(
+            [*CLI, "post-opt", str(work), "--trials", "4", "--per-iter", "4", *rpc], tmp_path
+        )
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(timeout=30)
+    records, programs = database_programs(work)
+    assert len(records) == 12 == len(programs)
+    # The server ran the candidates: it loaded a module per measurement session.
+    assert (tmp_path / "server.log").read_text().count("load_module") >= 4
+    assert "speed-up" in out
 
 
 def test_a_killed_tune_runs_again_to_its_budget_measuring_nothing_twice(tmp_path):
