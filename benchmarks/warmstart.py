@@ -62,9 +62,7 @@ def _adapter_seconds(work_dir: Path) -> float | None:
     """Seconds droplet spent reading the database (and training the model) at task starts."""
     total, found = 0.0, False
     for log in (work_dir / "logs").glob("*task_*.log"):
-        for match in re.finditer(
-            r"droplet: the database knows .*?, ([0-9.]+) s in all", log.read_text()
-        ):
+        for match in re.finditer(r"\(([0-9.]+) s of it at the start\)", log.read_text()):
             total += float(match.group(1))
             found = True
     return total if found else None

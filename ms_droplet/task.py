@@ -34,7 +34,7 @@ from typing import Any
 
 from . import _tvm
 from .adapters.cost_model import CostModelRanker
-from .adapters.database import DatabaseAdapter
+from .adapters.database import DatabaseAdapter, KnownProgram
 from .adapters.provenance import ProvenanceLog, provenance_path
 from .bookkeeping import DATABASE, EXPLORE, Measured, TaskStats
 from .descents import Descents, Proposal
@@ -107,12 +107,22 @@ class DropletTask:
         self.seen: dict[int, list[float] | None] = {}
         self.measured: dict[int, Measured] = {}
         self.adapter: DatabaseAdapter | None = None
-        explorer_database = self._read_database(database, task_name)
+        start = time.perf_counter()
+        known = self._read_database(database, task_name)
         explore_cap = min(
             options["explore_trials"], math.floor(options["explore_fraction"] * max_trials)
         )
         # Warm start: the programs the database knows were explored already, in an earlier run.
         explore_cap = max(0, explore_cap - self.stats.known_measured)
+        if known and (explore_cap > 0 or options["rank_pool"] > 1):
+            # The model ranks for this task from its first batch (TVM's explorer always ranks
+            # with it, the descent with rank_pool > 1): teach it what the database knows.
+            trained = self.ranker.warm_up(
+                [program.candidate for program in known], [program.samples for program in known]
+            )
+            self.log(f"droplet: cost model trained on {trained} programs of the database")
+        explorer_database = self.adapter.explorer_view(known) if self.adapter else None
+        self.stats.adapter_seconds = time.perf_counter() - start
         self.exploration = Exploration(
             context,
             options["evolutionary"],
@@ -232,7 +242,7 @@ class DropletTask:
             f"{self.stats.invalid} invalid, {self.stats.failures} failed; best "
             + (f"{best.latency * 1e6:.2f} us ({best.phase})" if best else "none")
             + f"; droplet's own time {self.own_seconds:.2f} s"
-            + (f" ({self.stats.adapter_seconds:.2f} s at the start)" if self.adapter else "")
+            + (f" ({self.stats.adapter_seconds:.2f} s of it at the start)" if self.adapter else "")
         )
 
     @property
@@ -249,13 +259,12 @@ class DropletTask:
         return min(self.measured.values(), key=lambda m: m.latency, default=None)
 
     # ----------------------------------------------------------------------------------------
-    def _read_database(self, database: _tvm.Database | None, task_name: str) -> Any:
-        """Learn what ``database`` knows of this task; return the explorer's view of it."""
+    def _read_database(self, database: _tvm.Database | None, task_name: str) -> list[KnownProgram]:
+        """Learn what ``database`` knows of this task on its target; the known programs."""
         if database is None:
-            return None
-        start = time.perf_counter()
-        adapter = DatabaseAdapter(database, self.context.mod, self.context.target, task_name)
-        known = adapter.load()
+            return []
+        self.adapter = DatabaseAdapter(database, self.context.mod, self.context.target, task_name)
+        known = self.adapter.load()
         for program in known:
             self.seen[program.module_hash] = program.samples
             if program.samples is None:
@@ -265,24 +274,16 @@ class DropletTask:
             self.measured[program.module_hash] = Measured(
                 program.module_hash, program.trace, program.samples, DATABASE
             )
-        view = adapter.explorer_view(known)
-        trained = self.ranker.warm_up(
-            [program.candidate for program in known], [program.samples for program in known]
-        )
-        self.adapter = adapter
-        self.stats.adapter_seconds = time.perf_counter() - start
-        if known or adapter.stats.other_targets:
-            load = adapter.stats
+        load = self.adapter.stats
+        if known or load.other_targets:
             self.log(
                 f"droplet: the database knows {self.stats.known_measured} measured and "
-                f"{self.stats.known_failed} failed programs of this task for this target"
-                + (f" ({load.other_targets} records of other targets ignored)")
+                f"{self.stats.known_failed} failed programs of this task for this target "
+                f"({load.other_targets} records of other targets ignored)"
                 + (f", {'; '.join(load.notes)}" if load.notes else "")
                 + f"; read in {load.seconds:.2f} s"
-                + (f", cost model trained on {trained} of them" if trained else "")
-                + f", {self.stats.adapter_seconds:.2f} s in all"
             )
-        return view
+        return known
 
     def _after_descent(self) -> bool:
         """Decide what follows when no descent can propose; ``False`` ends the task."""
