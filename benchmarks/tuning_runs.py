@@ -154,10 +154,11 @@ def load_run(out_dir: Path, spec: RunSpec) -> dict | None:
     return record
 
 
-def _droplet_own_seconds(work_dir: Path) -> float | None:
+def log_seconds(work_dir: Path, pattern: str) -> float | None:
+    """Sum of the seconds ``pattern``'s group catches in a work_dir's task logs; None if none."""
     total, found = 0.0, False
     for log in (work_dir / "logs").glob("*task_*.log"):
-        for match in re.finditer(r"droplet's own time ([0-9.]+) s", log.read_text()):
+        for match in re.finditer(pattern, log.read_text()):
             total += float(match.group(1))
             found = True
     return total if found else None
@@ -213,7 +214,7 @@ def execute(spec: RunSpec, out_dir: Path, target: Any) -> dict:
         "work_dir": str(work_dir),
         "tuning_seconds": seconds,
         "curve": recorder.curve,
-        "droplet_own_seconds": _droplet_own_seconds(work_dir),
+        "droplet_own_seconds": log_seconds(work_dir, r"droplet's own time ([0-9.]+) s"),
         "post_trials": post_trials,
         "error": error,
     }

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import time
@@ -48,7 +47,7 @@ from pathlib import Path
 
 from .environment import environment
 from .report import geomean
-from .tuning_runs import prepare, remeasure_in_child
+from .tuning_runs import log_seconds, prepare, remeasure_in_child
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTINUATIONS = ("droplet", "evolutionary", "postopt")
@@ -56,16 +55,6 @@ CONTINUATIONS = ("droplet", "evolutionary", "postopt")
 
 def _run_dir(out: Path, workload: str, method: str, seed: int) -> Path:
     return out / "runs" / f"{workload.replace(':', '-')}__{method}__s{seed}"
-
-
-def _adapter_seconds(work_dir: Path) -> float | None:
-    """Seconds droplet spent reading the database (and training the model) at task starts."""
-    total, found = 0.0, False
-    for log in (work_dir / "logs").glob("*task_*.log"):
-        for match in re.finditer(r"\(([0-9.]+) s of it at the start\)", log.read_text()):
-            total += float(match.group(1))
-            found = True
-    return total if found else None
 
 
 def _tune(spec: dict, folder: Path, target, base: Path | None) -> dict:
@@ -100,7 +89,8 @@ def _tune(spec: dict, folder: Path, target, base: Path | None) -> dict:
         "run_id": folder.name,
         "work_dir": str(work_dir),
         "tuning_seconds": time.perf_counter() - start,
-        "adapter_seconds": _adapter_seconds(work_dir),
+        # What droplet spent reading the database (and training the model) at task starts.
+        "adapter_seconds": log_seconds(work_dir, r"\(([0-9.]+) s of it at the start\)"),
     }
     (folder / "run.json").write_text(json.dumps(record, indent=1))
     return record

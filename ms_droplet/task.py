@@ -114,7 +114,7 @@ class DropletTask:
         )
         # Warm start: the programs the database knows were explored already, in an earlier run.
         explore_cap = max(0, explore_cap - self.stats.known_measured)
-        if known and (explore_cap > 0 or options["rank_pool"] > 1):
+        if known and self.ranker.active and (explore_cap > 0 or options["rank_pool"] > 1):
             # The model ranks for this task from its first batch (TVM's explorer always ranks
             # with it, the descent with rank_pool > 1): teach it what the database knows.
             trained = self.ranker.warm_up(
