@@ -20,7 +20,8 @@
 built-in Relax model ``mlp``) on the host CPU, compiles the best schedule, checks its output
 against numpy and prints the tuned latency and GFLOP/s; with ``--work-dir`` an interrupted job
 run again resumes. ``ms-droplet post-opt WORK_DIR --trials 64`` improves a finished
-MetaSchedule run with droplet descent from each task's best records.
+MetaSchedule run with droplet descent from each task's best records. ``ms-droplet run
+SCRIPT.py`` (or ``-m MODULE``) runs TVM's own tuning code unchanged with droplet as its strategy.
 """
 
 from __future__ import annotations
@@ -106,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     post.add_argument("--rpc-key", help="device key registered with the RPC tracker")
     post.add_argument("--json", action="store_true", help="print the table as JSON")
+
+    run = commands.add_parser(
+        "run",
+        help="run a Python script or module (as python would) with droplet as the default "
+        "strategy of every evolutionary search it builds; options from MS_DROPLET_OPTIONS",
+    )
+    run.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    run.add_argument("program", nargs=argparse.REMAINDER, help="SCRIPT.py [ARGS...] or ARGS")
     return parser
 
 
@@ -225,6 +234,34 @@ def post_opt_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``ms-droplet run``: the program in this process, droplet being the default."""
+    import os
+    import runpy
+
+    from .default import DEFAULT_VARIABLE, install, options_from_environment
+
+    if args.module is None and not args.program:
+        raise SystemExit("ms-droplet run: give SCRIPT.py [ARGS...] or -m MODULE [ARGS...]")
+    # Child processes the program starts (its own workers, a second tuning script) inherit it.
+    os.environ[DEFAULT_VARIABLE] = "1"
+    try:
+        options = options_from_environment()
+    except ValueError as err:
+        raise SystemExit(f"ms-droplet: {err}") from err
+    install(options)
+    if args.module is not None:
+        sys.argv = [args.module, *args.program]
+        sys.path.insert(0, os.getcwd())  # as `python -m` does
+        runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+    else:
+        script, *rest = args.program
+        sys.argv = [script, *rest]
+        sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+        runpy.run_path(script, run_name="__main__")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ms-droplet`` command."""
     args = build_parser().parse_args(argv)
@@ -232,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return tune_command(args)
     if args.command == "post-opt":
         return post_opt_command(args)
+    if args.command == "run":
+        return run_command(args)
     return 2
 
 

@@ -22,7 +22,8 @@ that factory: "droplet" builds a :class:`~ms_droplet.strategy.DropletSearch`, ev
 to TVM's own factory unchanged, including its error for unknown names.
 
 :func:`autoload` is the ``tvm.backends`` entry point, which TVM calls at ``import tvm`` (unless
-``TVM_DEVICE_BACKEND_AUTOLOAD=0``), so a plain ``import tvm`` is enough.
+``TVM_DEVICE_BACKEND_AUTOLOAD=0``), so a plain ``import tvm`` is enough; it also honours
+``MS_DROPLET_DEFAULT`` (:mod:`ms_droplet.default`).
 """
 
 from __future__ import annotations
@@ -66,5 +67,12 @@ def register() -> None:
 
 
 def autoload() -> None:
-    """Entry point of TVM's ``tvm.backends`` group, called at ``import tvm``."""
+    """Entry point of TVM's ``tvm.backends`` group, called at ``import tvm``.
+
+    Registers the name, and makes droplet the default strategy when ``MS_DROPLET_DEFAULT=1``
+    (see :mod:`ms_droplet.default`).
+    """
     register()
+    from .default import install_from_environment
+
+    install_from_environment()
