@@ -256,6 +256,8 @@ def run_command(args: argparse.Namespace) -> int:
         runpy.run_module(args.module, run_name="__main__", alter_sys=True)
     else:
         script, *rest = args.program
+        if not os.path.isfile(script):
+            raise SystemExit(f"ms-droplet run: no such script: {script}")
         sys.argv = [script, *rest]
         sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
         runpy.run_path(script, run_name="__main__")
