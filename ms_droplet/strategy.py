@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import _tvm
+from . import _tvm, scheduling
 from .options import options_docstring, resolve_options
 from .task import DropletTask
 
@@ -84,6 +84,7 @@ class DropletSearch(_tvm.PySearchStrategy):
             list(design_spaces),
             database,
             cost_model,
+            scheduling.join_cohort(),
         )
 
     def post_tuning(self) -> None:

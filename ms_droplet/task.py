@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import _tvm
+from . import _tvm, scheduling
 from .adapters.cost_model import CostModelRanker
 from .adapters.database import DatabaseAdapter, KnownProgram
 from .adapters.provenance import ProvenanceLog, provenance_path
@@ -76,6 +76,9 @@ class DropletTask:
         ReplayTrace.
     cost_model : Optional[CostModel]
         Ranks neighbours when given; ``None`` explores with ReplayTrace.
+    cohort : Optional[Cohort]
+        The tasks started together with this one (:mod:`ms_droplet.scheduling`); ``None``: a
+        task alone.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class DropletTask:
         design_spaces: list[_tvm.Schedule],
         database: _tvm.Database | None,
         cost_model: _tvm.CostModel | None,
+        cohort: scheduling.Cohort | None = None,
     ) -> None:
         if max_trials < 0 or num_trials_per_iter < 1:
             raise ValueError(
@@ -109,11 +113,10 @@ class DropletTask:
         self.adapter: DatabaseAdapter | None = None
         start = time.perf_counter()
         known = self._read_database(database, task_name)
-        explore_cap = min(
-            options["explore_trials"], math.floor(options["explore_fraction"] * max_trials)
-        )
-        # Warm start: the programs the database knows were explored already, in an earlier run.
-        explore_cap = max(0, explore_cap - self.stats.known_measured)
+        self.cohort = cohort
+        # The cap as for a task alone; the first batch sizes it for the tasks tuned together,
+        # once they have all started (see _size_exploration).
+        explore_cap = self._exploration_cap(tasks_together=1)
         if known and self.ranker.active and (explore_cap > 0 or options["rank_pool"] > 1):
             # The model ranks for this task from its first batch (TVM's explorer always ranks
             # with it, the descent with rank_pool > 1): teach it what the database knows.
@@ -155,6 +158,8 @@ class DropletTask:
             raise RuntimeError(
                 "generate_measure_candidates() called again before notify_runner_results()"
             )
+        if self.issued == 0 and self.cohort is not None:
+            self._size_exploration()
         budget_left = self.max_trials - self.issued
         if budget_left <= 0 or self.phase == DONE:
             return None
@@ -284,6 +289,37 @@ class DropletTask:
                 + f"; read in {load.seconds:.2f} s"
             )
         return known
+
+    def _exploration_cap(self, tasks_together: int) -> int:
+        cap = scheduling.exploration_cap(
+            self.options["explore_trials"],
+            self.options["explore_fraction"],
+            self.max_trials,
+            self.per_iter,
+            tasks_together,
+        )
+        # Warm start: the programs the database knows were explored already, in an earlier run.
+        return max(0, cap - self.stats.known_measured)
+
+    def _size_exploration(self) -> None:
+        """Size the exploration for the tasks tuned together, before the first batch."""
+        scheduling.close(self.cohort)
+        tasks = self.cohort.tasks
+        self.cohort = None
+        if tasks <= 1:
+            return
+        cap = self._exploration_cap(tasks)
+        self.exploration.cap = cap
+        if cap == 0 and self.phase == EXPLORING and self.stats.known_measured:
+            self.phase = DESCENDING
+            self.stats.phases[-1] = DESCENDING
+        share = scheduling.expected_share(self.max_trials, tasks)
+        first_batch = min(self.per_iter, self.max_trials)
+        explored = cap if self.stats.known_measured else max(cap, first_batch)
+        self.log(
+            f"droplet: {tasks} tasks tuned together, about {share:.0f} trials each: exploring "
+            f"{explored} trials before the first descent"
+        )
 
     def _after_descent(self) -> bool:
         """Decide what follows when no descent can propose; ``False`` ends the task."""

@@ -1,0 +1,94 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""What a task can expect of MetaSchedule's task scheduler: its share of the trials.
+
+The scheduler hands a search strategy only the per-task cap (``max_trials_per_task``, which
+``tune_tasks`` sets to the global budget unless told otherwise) and the batch size, then decides
+round by round which task gets the next batch. A task alone gets the whole cap; a task tuned
+beside others (a Relax model) gets, on average, the cap divided among them, and may get only a
+batch or two. The exploration is sized by that expected share, so that every task the scheduler
+gives a second batch descends in it.
+
+The scheduler starts every task (``pre_tuning``) before it asks any of them for a batch, so
+the strategies started since the last batch was asked for are the tasks tuned together: a
+:class:`Cohort`. No TVM import here.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Cohort:
+    """The tasks one task scheduler started together, counted as they start."""
+
+    def __init__(self) -> None:
+        self.tasks = 0
+        self.closed = False
+
+
+_forming: Cohort | None = None
+
+
+def join_cohort() -> Cohort:
+    """Count a task starting (``pre_tuning``); the cohort it belongs to.
+
+    A task joins the cohort still forming, or opens a new one when the last cohort has begun
+    tuning (:func:`close`).
+    """
+    global _forming
+    if _forming is None or _forming.closed:
+        _forming = Cohort()
+    _forming.tasks += 1
+    return _forming
+
+
+def close(cohort: Cohort) -> None:
+    """Mark that ``cohort`` began tuning (its first batch was asked for): no task joins it."""
+    cohort.closed = True
+
+
+def expected_share(max_trials: int, tasks_together: int) -> float:
+    """Trials a task can expect: its cap divided among the tasks tuned together."""
+    return max_trials / max(1, tasks_together)
+
+
+def exploration_cap(
+    explore_trials: int,
+    explore_fraction: float,
+    max_trials: int,
+    per_iter: int,
+    tasks_together: int,
+) -> int:
+    """Most trials a task explores before its first descent.
+
+    At most ``explore_trials``, and at most ``explore_fraction`` of the task's expected share
+    (:func:`expected_share`). Beside other tasks, it is rounded down to whole batches (the
+    scheduler hands out batches, and a batch that is half exploration leaves its descent half a
+    batch). The first batch explores whatever the cap, since a descent needs a measured program
+    to start from.
+
+    Examples
+    --------
+    >>> exploration_cap(32, 0.5, 128, 32, 1)  # one kernel, tune_tir
+    32
+    >>> exploration_cap(32, 0.5, 256, 16, 6)  # a 6-task model, 256 trials in all
+    16
+    """
+    share = expected_share(max_trials, tasks_together)
+    cap = min(explore_trials, math.floor(explore_fraction * share))
+    return cap if tasks_together <= 1 else cap // per_iter * per_iter
