@@ -23,20 +23,29 @@ beside others (a Relax model) gets, on average, the cap divided among them, and 
 batch or two. The exploration is sized by that expected share, so that every task the scheduler
 gives a second batch descends in it.
 
-The scheduler starts every task (``pre_tuning``) before it asks any of them for a batch, so
-the strategies started since the last batch was asked for are the tasks tuned together: a
-:class:`Cohort`. No TVM import here.
+The scheduler starts every task (``pre_tuning``, all with the same database and cost model)
+before it asks any of them for a batch, so the strategies started with the same database and
+cost model since the last batch was asked for are the tasks tuned together: a :class:`Cohort`.
+No TVM import here.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 
 
 class Cohort:
-    """The tasks one task scheduler started together, counted as they start."""
+    """The tasks one task scheduler started together, counted as they start.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    key : Hashable
+        What the tasks of one session share (the identities of its database and cost model).
+    """
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
         self.tasks = 0
         self.closed = False
 
@@ -44,15 +53,15 @@ class Cohort:
 _forming: Cohort | None = None
 
 
-def join_cohort() -> Cohort:
+def join_cohort(key: Hashable) -> Cohort:
     """Count a task starting (``pre_tuning``); the cohort it belongs to.
 
-    A task joins the cohort still forming, or opens a new one when the last cohort has begun
-    tuning (:func:`close`).
+    A task joins the cohort still forming if it has the same ``key``, or opens a new one (the
+    last cohort has begun tuning, or belongs to another session).
     """
     global _forming
-    if _forming is None or _forming.closed:
-        _forming = Cohort()
+    if _forming is None or _forming.closed or _forming.key != key:
+        _forming = Cohort(key)
     _forming.tasks += 1
     return _forming
 
@@ -60,6 +69,12 @@ def join_cohort() -> Cohort:
 def close(cohort: Cohort) -> None:
     """Mark that ``cohort`` began tuning (its first batch was asked for): no task joins it."""
     cohort.closed = True
+
+
+def close_forming() -> None:
+    """Close the cohort still forming, if any (a task ended: its session is over)."""
+    if _forming is not None:
+        close(_forming)
 
 
 def expected_share(max_trials: int, tasks_together: int) -> float:
