@@ -76,9 +76,11 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "on_converge",
         "restart",
-        "What to do when a descent converges and budget remains: 'restart' from the next-best "
-        "distinct measured schedule (then explore once none is left), 'explore' for another "
-        "batch before descending again from the best, or 'stop' to end the task (return None) "
+        "What to do when a descent converges and budget remains: 'restart' from the fastest "
+        "explored (or database) schedule not started from yet, never from a program a descent "
+        "measured, which lies in that descent's basin (then explore once none is left; and "
+        "explore first when the scheduler has given the task more than its share), 'explore' "
+        "for another batch before descending again, or 'stop' to end the task (return None) "
         "and hand its time to the other tasks.",
         lambda v: v in ON_CONVERGE,
         f"one of {ON_CONVERGE}",

@@ -114,6 +114,8 @@ class DropletTask:
         start = time.perf_counter()
         known = self._read_database(database, task_name)
         self.cohort = cohort
+        # Trials the task expects: its cap, or its share of the cap among the tasks tuned with it.
+        self.share = float(max_trials)
         # The cap as for a task alone; the first batch sizes it for the tasks tuned together,
         # once they have all started (see _size_exploration).
         explore_cap = self._exploration_cap(tasks_together=1)
@@ -188,13 +190,22 @@ class DropletTask:
                 elif len(batch) < count:
                     break
             else:
-                proposals = self.descents.propose(need, hashes, self.seen, self.measured)
+                may_start = not self._exploration_due(len(batch))
+                proposals = self.descents.propose(need, hashes, self.seen, self.measured, may_start)
                 batch += [
                     InFlight(p.candidate, p.module_hash, p.descent.phase, proposal=p)
                     for p in proposals
                 ]
-                if len(proposals) == need or self.descents.waiting:
-                    break  # full, or the descent waits for the results of this very batch
+                if len(proposals) == need:
+                    break
+                if not may_start:
+                    # Explore before another descent starts: new starting points, proposed
+                    # by TVM's explorer with a cost model trained on all this task measured.
+                    self.exploration.extend(need)
+                    self._enter(EXPLORING)
+                    continue
+                if self.descents.waiting:
+                    break  # the descent waits for the results of this very batch
                 if not self._after_descent():
                     self._enter(DONE)
         return self._issue(batch) if batch else None
@@ -290,6 +301,21 @@ class DropletTask:
             )
         return known
 
+    def _exploration_due(self, in_batch: int) -> bool:
+        """Whether the task explores before it starts another descent.
+
+        Only when the scheduler has given it more than the share its exploration was sized for
+        (the gradient scheduler gives a model's slowest kernels many times their share): the
+        exploration then keeps up to ``explore_fraction`` of the trials given, rather than
+        restarting descents from the first batch's programs.
+        """
+        given = self.issued + in_batch
+        return (
+            given > self.share
+            and not self.exploration.spent
+            and self.stats.explored < self.options["explore_fraction"] * given
+        )
+
     def _exploration_cap(self, tasks_together: int) -> int:
         cap = scheduling.exploration_cap(
             self.options["explore_trials"],
@@ -313,7 +339,7 @@ class DropletTask:
         if cap == 0 and self.phase == EXPLORING and self.stats.known_measured:
             self.phase = DESCENDING
             self.stats.phases[-1] = DESCENDING
-        share = scheduling.expected_share(self.max_trials, tasks)
+        self.share = share = scheduling.expected_share(self.max_trials, tasks)
         first_batch = min(self.per_iter, self.max_trials)
         explored = cap if self.stats.known_measured else max(cap, first_batch)
         self.log(

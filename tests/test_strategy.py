@@ -235,3 +235,30 @@ def test_registry_keeps_tvm_behaviour_for_other_names():
     assert ms.search_strategy.create is create or ms.search_strategy.create("droplet")
     context = tune_context(te_module("GMM", 0), strategy="droplet")
     assert isinstance(context.search_strategy, ms.search_strategy.SearchStrategy)
+
+
+def test_tasks_tuned_together_explore_by_their_share():
+    # Four tasks start together with 64 trials each, as tune_tasks starts a model's tasks: each
+    # expects 16 trials, so one batch of 8 explores and the second batch descends. The one the
+    # scheduler then keeps feeding (64 trials, four times its share) explores again, up to
+    # half of what it was given, rather than restarting from the first batch's programs.
+    database, model = ms.database.MemoryDatabase(), ms.cost_model.RandomModel(seed=1)
+    strategies = [_evolutionary_setup(seed=seed)[0] for seed in range(4)]
+    spaces = [s.context.generate_design_space() for s in strategies]
+    for strategy, space in zip(strategies[1:], spaces[1:]):
+        strategy.pre_tuning(64, 8, space, database, model)
+    batches = drive(strategies[0], 64, 8, spaces[0], database, model, latency=tile_latency)
+    task = strategies[0].task
+    phases = [flight_phases(batch, task) for batch in batches]
+    assert phases[0] == {"explore"} and "explore" not in phases[1]
+    assert 8 < task.stats.explored <= 32 and task.stats.explored + task.stats.descended == 64
+    # Every descent starts from an explored program, never from another descent's neighbour.
+    for descent in task.descents.descents:
+        start = _tvm.module_hash(descent.space.replay(descent.space.origin).mod)
+        assert task.measured[start].phase == "explore"
+    for strategy in strategies:
+        strategy.post_tuning()
+
+
+def flight_phases(batch, task):
+    return {task.measured[h].phase for h, samples in batch if samples}
