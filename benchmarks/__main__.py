@@ -21,6 +21,7 @@ Examples
 python -m benchmarks --profile quick
 python -m benchmarks --profile standard --out bench_out/standard   # resumable
 python -m benchmarks --workloads GMM:2 C2D:1 --budget 64 --k 4
+python -m benchmarks --model cnn --seeds 0 1          # a whole Relax model through tune_relax
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import json
 import sys
 from pathlib import Path
 
+from .e2e import SCHEDULERS
 from .environment import environment
 from .profiles import add_profile_arguments, profile_from_args
 from .tuning_runs import plan, prepare, remeasure_in_child, run_all
@@ -41,7 +43,34 @@ ROOT = Path(__file__).resolve().parents[1]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     add_profile_arguments(parser)
-    parser.add_argument("--k", type=int, help="evolutionary also runs with k*B trials")
+    parser.add_argument(
+        "--k", type=int, help="evolutionary also runs with k*B trials (k*N for --model, default 3)"
+    )
+    parser.add_argument(
+        "--model",
+        help="end to end: tune this Relax model (cnn, transformer, tiny, resnet18) with "
+        "tune_relax; --budget is then N, the global trials (default: the model's)",
+    )
+    parser.add_argument(
+        "--scheduler", choices=SCHEDULERS, default="gradient", help="task scheduler (--model)"
+    )
+    parser.add_argument(
+        "--droplet-variant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[,NAME=VALUE]",
+        help="with --model: also run droplet with these options (repeatable)",
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="re-measurement rounds (--model)")
+    parser.add_argument(
+        "--summary", type=Path, help="with --model: also write e2e-summary.json here"
+    )
+    parser.add_argument(
+        "--separate-n",
+        action="store_true",
+        help="with --model: tune evolutionary at N on its own, not as the first N trials of "
+        "its k*N run",
+    )
     parser.add_argument("--no-postopt", action="store_true", help="skip TVM's post-pass runs")
     parser.add_argument(
         "--droplet-option",
@@ -56,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the table; write results.json and curves.png."""
     args = _parser().parse_args(argv)
+    if args.model:
+        from .e2e import main as model_main
+
+        try:
+            return model_main(args)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     profile = profile_from_args(args)
     if args.k is not None:
         profile = dataclasses.replace(profile, k=args.k)

@@ -1,0 +1,109 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""Re-measure every end-to-end run's compiled model in one fresh process, interleaved.
+
+Run as ``python -m benchmarks.e2e_remeasure OUT_DIR [ROUNDS]``: it compiles each run's model
+with its database (``compile_relax``, the way a user deploys the tuned model), checks its output
+against the untuned build of the same model on the same inputs, times every model round by round
+with the Relax VM's ``time_evaluator`` (a round's figure is the fastest of a few repeats, the
+latency the median over rounds, as :mod:`.remeasure` does for kernels) and writes
+``OUT_DIR/remeasure.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .models import bound_module, get_model
+
+# Repeats (each at least 50 ms long) per round; a round's figure is the fastest of them.
+_REPEATS_PER_ROUND = 3
+UNTUNED = "untuned"
+
+
+def _timer(executable: Any, function: str, inputs: list[np.ndarray]) -> tuple[Any, np.ndarray]:
+    """A timing function of the compiled model, and its output on ``inputs``."""
+    import tvm
+
+    dev = tvm.cpu()
+    vm = tvm.relax.VirtualMachine(executable, dev)
+    args = [tvm.runtime.tensor(x, dev) for x in inputs]
+    output = vm[function](*args).numpy()
+    timer = vm.time_evaluator(function, dev, number=1, repeat=_REPEATS_PER_ROUND, min_repeat_ms=50)
+    return (lambda: timer(*args).results), output
+
+
+def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
+    """Latency (s) and output error of every run's compiled model, and of the untuned build."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    from ms_droplet.job import host_target
+
+    target = host_target()
+    runs = [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*/run.json"))]
+    entries: dict[str, dict] = {}
+    references: dict[str, np.ndarray] = {}
+    for model_name in sorted({run["spec"]["model"] for run in runs}):
+        model = get_model(model_name)
+        mod, function = bound_module(model)
+        timer, output = _timer(tvm.compile(mod, target=target), function, model.inputs())
+        references[model_name] = output
+        entries[f"{UNTUNED} {model_name}"] = {"timer": timer, "samples": [], "error": 0.0}
+    for run in runs:
+        model = get_model(run["spec"]["model"])
+        mod, function = bound_module(model)
+        database = ms.database.JSONDatabase(work_dir=run["work_dir"])
+        with target:
+            executable = ms.relax_integration.compile_relax(database, mod, target, None)
+        timer, output = _timer(executable, function, model.inputs())
+        expected = references[model.name]
+        error = float(np.max(np.abs(output.astype("float64") - expected)))
+        entries[run["run_id"]] = {"timer": timer, "samples": [], "error": error}
+    for _ in range(rounds):
+        for entry in entries.values():
+            entry["samples"].append(min(entry["timer"]()))
+    results = {}
+    for key, entry in entries.items():
+        model_name = key.split(" ", 1)[1] if key.startswith(UNTUNED) else key.split("__", 1)[0]
+        scale = max(1.0, float(np.max(np.abs(references[model_name]))))
+        results[key] = {
+            "latency_s": statistics.median(entry["samples"]),
+            "samples": entry["samples"],
+            "max_abs_error": entry["error"],
+            "outputs_match": bool(entry["error"] <= 1e-3 * scale),
+        }
+    return results
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: OUT_DIR [ROUNDS]."""
+    out_dir = Path(argv[0])
+    rounds = int(argv[1]) if len(argv) > 1 else 10
+    results = remeasure(out_dir, rounds)
+    (out_dir / "remeasure.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

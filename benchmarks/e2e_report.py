@@ -1,0 +1,216 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""The end-to-end comparison: ratios per model and seed, tables, the summary JSON, the plot.
+
+Every ratio compares compiled models re-measured together (:mod:`.e2e_remeasure`): droplet at
+N over evolutionary at N and at k*N, and droplet's tuning time over evolutionary's at N.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .report import geomean
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measured_commit() -> str:
+    """The last commit that changed ``ms_droplet/``, ``+dirty`` when it has uncommitted edits.
+
+    The figures describe the strategy's code, so a later change to it visibly outdates them.
+    """
+    try:
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", "ms_droplet"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "ms_droplet"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (commit or "unknown") + ("+dirty" if dirty else "")
+
+
+def figures(runs: list[dict], remeasured: dict[str, dict], k: int) -> dict[str, Any]:
+    """Per model, variant and seed: the three ratios; their geometric means over seeds."""
+    by_key = {}
+    for run in runs:
+        spec = run["spec"]
+        by_key[(spec["model"], run["variant"], spec["trials"], spec["seed"])] = run
+    report: dict[str, Any] = {}
+    for (model, variant, trials, seed), run in sorted(by_key.items()):
+        if not variant.startswith("droplet"):
+            continue
+        evo_n = by_key.get((model, "evolutionary", trials, seed))
+        evo_kn = by_key.get((model, "evolutionary", k * trials, seed))
+
+        def latency(r: dict | None) -> float | None:
+            return remeasured.get(r["run_id"], {}).get("latency_s") if r else None
+
+        def over(a: float | None, b: float | None) -> float | None:
+            return a / b if a and b else None
+
+        row = {
+            "seed": seed,
+            "trials": trials,
+            "droplet_us": (latency(run) or math.nan) * 1e6,
+            "evolutionary_N_us": (latency(evo_n) or math.nan) * 1e6,
+            "evolutionary_kN_us": (latency(evo_kn) or math.nan) * 1e6,
+            "droplet_over_evolutionary_N": over(latency(run), latency(evo_n)),
+            "droplet_over_evolutionary_kN": over(latency(run), latency(evo_kn)),
+            "wall_over_evolutionary_N": over(
+                run["tuning_seconds"], evo_n["tuning_seconds"] if evo_n else None
+            ),
+            "wall_over_evolutionary_kN": over(
+                run["tuning_seconds"], evo_kn["tuning_seconds"] if evo_kn else None
+            ),
+            "droplet_seconds": run["tuning_seconds"],
+            "evolutionary_N_seconds": evo_n["tuning_seconds"] if evo_n else None,
+            "evolutionary_kN_seconds": evo_kn["tuning_seconds"] if evo_kn else None,
+            "droplet_own_pct": 100 * (run.get("droplet_own_seconds") or 0) / run["tuning_seconds"],
+        }
+        entry = report.setdefault(model, {}).setdefault(variant, {"seeds": []})
+        entry["seeds"].append(row)
+    for variants in report.values():
+        for entry in variants.values():
+            entry["geomean"] = {
+                name: geomean(row[name] for row in entry["seeds"] if row[name])
+                for name in (
+                    "droplet_over_evolutionary_N",
+                    "droplet_over_evolutionary_kN",
+                    "wall_over_evolutionary_N",
+                    "wall_over_evolutionary_kN",
+                )
+            }
+    return report
+
+
+def summary(report: dict, seeds: list[int], variant: str = "droplet") -> dict[str, Any]:
+    """The ``e2e-summary.json`` document: the default droplet's geometric means per model."""
+    models = {}
+    for model, variants in report.items():
+        means = variants.get(variant, {}).get("geomean")
+        if means:
+            models[model] = {
+                "droplet_over_evolutionary_N": means["droplet_over_evolutionary_N"],
+                "droplet_over_evolutionary_3N": means["droplet_over_evolutionary_kN"],
+                "wall_over_evolutionary_N": means["wall_over_evolutionary_N"],
+            }
+    return {"commit": measured_commit(), "seeds": seeds, "models": models}
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else format(value, spec)
+    )
+
+
+def table(report: dict, k: int) -> str:
+    """The model table: re-measured latencies, ratios and tuning times per variant and seed."""
+    lines = [
+        f"{'model':<12} {'variant':<34} {'seed':>4} {'droplet us':>11} {'evo N us':>10} "
+        f"{f'evo {k}N us':>10} {'d/evo N':>8} {f'd/evo {k}N':>8} {'wall d/N':>8} {'own %':>6}"
+    ]
+    for model, variants in report.items():
+        for variant, entry in variants.items():
+            for row in entry["seeds"]:
+                lines.append(
+                    f"{model:<12} {variant:<34} {row['seed']:>4} "
+                    f"{_fmt(row['droplet_us'], '.1f'):>11} "
+                    f"{_fmt(row['evolutionary_N_us'], '.1f'):>10} "
+                    f"{_fmt(row['evolutionary_kN_us'], '.1f'):>10} "
+                    f"{_fmt(row['droplet_over_evolutionary_N']):>8} "
+                    f"{_fmt(row['droplet_over_evolutionary_kN']):>8} "
+                    f"{_fmt(row['wall_over_evolutionary_N']):>8} "
+                    f"{_fmt(row['droplet_own_pct'], '.1f'):>6}"
+                )
+            means = entry["geomean"]
+            lines.append(
+                f"{model:<12} {variant:<34} {'geo':>4} {'':>11} {'':>10} {'':>10} "
+                f"{_fmt(means['droplet_over_evolutionary_N']):>8} "
+                f"{_fmt(means['droplet_over_evolutionary_kN']):>8} "
+                f"{_fmt(means['wall_over_evolutionary_N']):>8}"
+            )
+    return "\n".join(lines)
+
+
+def task_table(runs: list[dict]) -> str:
+    """Per run and task: the trials the scheduler gave, the best latency, the phase."""
+    lines = [f"{'run':<52} {'task':<34} {'weight':>6} {'trials':>6} {'best us':>10} phase"]
+    for run in runs:
+        for task in run["tasks"]:
+            lines.append(
+                f"{run['run_id']:<52} {task['task']:<34} {task['weight']:>6.0f} "
+                f"{task['trials']:>6} {_fmt(task['best_us'], '.2f'):>10} {task['phase']}"
+            )
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], remeasured: dict[str, dict], path: Path) -> None:
+    """Per model: the scheduler's latency estimate against global trials, every run.
+
+    A hollow marker at the end of each curve is the compiled model's re-measured latency.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({run["spec"]["model"] for run in runs})
+    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.2), squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        for run in runs:
+            if run["spec"]["model"] != model:
+                continue
+            points = [(point[0], point[1] * 1e6) for point in run["curve"] if point[1] is not None]
+            if not points:
+                continue
+            label = f"{run['variant']} N={run['spec']['trials']} s{run['spec']['seed']}"
+            style = "-" if run["variant"].startswith("droplet") else "--"
+            (line,) = ax.plot(*zip(*points), style, label=label)
+            latency = remeasured.get(run["run_id"], {}).get("latency_s")
+            if latency:
+                ax.plot(
+                    [points[-1][0]],
+                    [latency * 1e6],
+                    "o",
+                    markersize=8,
+                    markerfacecolor="none",
+                    color=line.get_color(),
+                )
+        ax.set_title(f"{model}: sum over tasks of weight x best latency")
+        ax.set_xlabel("global trials")
+        ax.set_ylabel("latency (us); o: compiled model re-measured")
+        ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,170 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
+"""The end-to-end benchmark (``python -m benchmarks --model``) on a tiny Relax model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.e2e_report import figures, summary
+from ms_droplet.adapters.provenance import PROVENANCE_FILE, read_provenance
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_model_benchmark(out):
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks", "--model", "tiny"),
+            *("--scheduler", "round-robin", "--rounds", "2", "--out", str(out)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+
+
+@pytest.mark.tuning
+def test_model_mode_tunes_remeasures_and_reports(tmp_path):
+    out = tmp_path / "bench"
+    done = run_model_benchmark(out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    runs = {run["variant"] + f" {run['spec']['trials']}": run for run in results["runs"]}
+    assert set(runs) == {"droplet 16", "evolutionary 16", "evolutionary 48"}
+    # Every compiled model computes what the untuned build computes.
+    assert all(entry["outputs_match"] for entry in results["remeasured"].values())
+    assert all(entry["latency_s"] > 0 for entry in results["remeasured"].values())
+    # Evolutionary search at N is its run at 3N stopped after N trials.
+    prefix = runs["evolutionary 16"]
+    assert prefix["derived_from"] == runs["evolutionary 48"]["run_id"]
+    records = Path(prefix["work_dir"], "database_tuning_record.json").read_text().splitlines()
+    assert len(records) == 16 and sum(task["trials"] for task in prefix["tasks"]) == 16
+    assert 0 < prefix["tuning_seconds"] < runs["evolutionary 48"]["tuning_seconds"]
+    # The per-task table: round-robin gives each of the two tasks two batches of 4.
+    droplet = runs["droplet 16"]
+    assert [task["trials"] for task in droplet["tasks"]] == [8, 8]
+    assert all(task["best_us"] > 0 for task in droplet["tasks"])
+    for task in droplet["tasks"]:
+        assert f"{task['task']:<34}" in done.stdout
+    # Tasks tuned together explore one batch, so every task given a second batch descends
+    # in it (a task whose schedule has no decision to move cannot, and says so).
+    entries = list(read_provenance(Path(droplet["work_dir"]) / PROVENANCE_FILE))
+    for task in droplet["tasks"]:
+        phases = [e["phase"] for e in entries if e["task"] == task["task"]]
+        assert phases[:4] == ["explore"] * 4, (task, phases)
+        assert "descent" in phases[4:], (task, phases)
+    # The summary: the commit of ms_droplet/ and the three ratios, from the same figures.
+    document = json.loads((out / "e2e-summary.json").read_text())
+    assert document["seeds"] == [0] and len(document["commit"]) >= 40
+    ratios = document["models"]["tiny"]
+    assert set(ratios) == {
+        "droplet_over_evolutionary_N",
+        "droplet_over_evolutionary_3N",
+        "wall_over_evolutionary_N",
+    }
+    assert all(value > 0 for value in ratios.values())
+    png = (out / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    # A second invocation resumes: every run is kept, none is tuned again.
+    again = run_model_benchmark(out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("done before, kept") == 3 and ": tuning" not in again.stdout
+
+
+def test_model_ratios_pair_runs_of_the_same_seed():
+    def run(method, trials, seed, seconds, options=""):
+        variant = f"{method} {options}".strip()
+        return {
+            "run_id": f"{variant}{trials}{seed}",
+            "variant": variant,
+            "spec": {"model": "m", "method": method, "trials": trials, "seed": seed},
+            "tuning_seconds": seconds,
+            "droplet_own_seconds": 1.0 if method == "droplet" else None,
+        }
+
+    runs, remeasured = [], {}
+    for seed, scale in ((0, 1.0), (1, 4.0)):
+        for spec, latency in (
+            (run("droplet", 8, seed, 10.0), 0.9),
+            (run("droplet", 8, seed, 20.0, "on_converge=stop"), 1.2),
+            (run("evolutionary", 8, seed, 20.0), 1.0),
+            (run("evolutionary", 24, seed, 50.0), 0.8),
+        ):
+            runs.append(spec)
+            remeasured[spec["run_id"]] = {"latency_s": latency * scale}
+    report = figures(runs, remeasured, k=3)
+    default = report["m"]["droplet"]
+    assert [row["droplet_over_evolutionary_N"] for row in default["seeds"]] == pytest.approx(
+        [0.9, 0.9]
+    )
+    assert default["geomean"]["droplet_over_evolutionary_kN"] == pytest.approx(0.9 / 0.8)
+    assert default["geomean"]["wall_over_evolutionary_N"] == pytest.approx(0.5)
+    assert default["seeds"][0]["droplet_own_pct"] == pytest.approx(10.0)
+    stop = report["m"]["droplet on_converge=stop"]
+    assert stop["geomean"]["droplet_over_evolutionary_N"] == pytest.approx(1.2)
+    document = summary(report, [0, 1])
+    assert document["models"]["m"] == pytest.approx(
+        {
+            "droplet_over_evolutionary_N": 0.9,
+            "droplet_over_evolutionary_3N": 0.9 / 0.8,
+            "wall_over_evolutionary_N": 0.5,
+        }
+    )
+
+
+def test_models_build_and_name_what_is_missing():
+    import importlib.util
+
+    from benchmarks.models import MODELS, get_model
+
+    with pytest.raises(ValueError, match="unknown model 'vgg'.*cnn, transformer"):
+        get_model("vgg")
+    if importlib.util.find_spec("torch") is None:
+        # Without torch the ResNet-18 model is refused with the fix, not a traceback.
+        with pytest.raises(ValueError, match="'resnet18' needs torch"):
+            get_model("resnet18")
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks", "--model", "resnet18"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 2 and "pip install" in done.stderr
+        assert "Traceback" not in done.stderr
+    for name in ("cnn", "transformer"):
+        mod, weights = MODELS[name].build()
+        assert "forward" in [gv.name_hint for gv in mod.get_global_vars()]
+        assert weights and all(w.dtype == "float32" for w in weights.values())
+
+
+def test_summary_keeps_other_models_of_the_same_commit(tmp_path):
+    from benchmarks.e2e import write_summary
+
+    path = tmp_path / "results" / "e2e-summary.json"
+    ratios = {"droplet_over_evolutionary_N": 0.9}
+    write_summary(path, {"commit": "a" * 40, "seeds": [0, 1], "models": {"cnn": ratios}})
+    write_summary(path, {"commit": "a" * 40, "seeds": [0, 1], "models": {"transformer": ratios}})
+    assert set(json.loads(path.read_text())["models"]) == {"cnn", "transformer"}
+    # Another version of ms_droplet/ starts the summary again: no figures of two versions mix.
+    write_summary(path, {"commit": "b" * 40, "seeds": [0, 1], "models": {"cnn": ratios}})
+    assert set(json.loads(path.read_text())["models"]) == {"cnn"}
