@@ -175,7 +175,7 @@ MODELS: dict[str, Model] = {
         _transformer(seq=64, hidden=128, heads=4),
         (64, 128),
         "pre-norm self-attention block: 64 tokens, hidden 128, 4 heads, residual",
-        trials=288,
+        trials=320,
     ),
     "tiny": Model(
         "tiny",

@@ -307,11 +307,12 @@ class DropletTask:
         Only when the scheduler has given it more than the share its exploration was sized for
         (the gradient scheduler gives a model's slowest kernels many times their share): the
         exploration then keeps up to ``explore_fraction`` of the trials given, rather than
-        restarting descents from the first batch's programs.
+        restarting descents from the first batch's programs. Never with ``explore_trials=0``.
         """
         given = self.issued + in_batch
         return (
-            given > self.share
+            self.options["explore_trials"] > 0  # zero: descend only (post-optimisation)
+            and given > self.share
             and not self.exploration.spent
             and self.stats.explored < self.options["explore_fraction"] * given
         )
