@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         "--summary", type=Path, help="with --model: also write e2e-summary.json here"
     )
     parser.add_argument(
+        "--only",
+        choices=("droplet", "evolutionary"),
+        help="with --model: tune and report only this method's runs",
+    )
+    parser.add_argument(
         "--separate-n",
         action="store_true",
         help="with --model: tune evolutionary at N on its own, not as the first N trials of "

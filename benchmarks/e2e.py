@@ -353,6 +353,10 @@ def main(args: Any) -> int:
     out.mkdir(parents=True, exist_ok=True)
     target = prepare(())
     specs = plan(model.name, trials, k, seeds, per_iter, args.scheduler, variants)
+    if args.only:
+        # Tune one method's runs now (e.g. the evolutionary ones while droplet's code is still
+        # changing); a later call without --only keeps them and tunes the rest.
+        specs = [spec for spec in specs if spec.method == args.only]
     runs = run_all(specs, out, target, separate_n=args.separate_n)
     print("re-measuring every run's compiled model in a fresh process...", flush=True)
     subprocess.run(

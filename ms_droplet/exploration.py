@@ -87,6 +87,8 @@ class Exploration:
         self.cap = cap
         self.taken = 0
         self.spent = False
+        # Why TVM's explorer stopped early, if it failed.
+        self.error: str | None = None
         self.seconds = 0.0
         self._stale = 0
 
@@ -106,7 +108,11 @@ class Exploration:
         duplicates = 0
         while quota > 0 and not self.spent:
             start = time.perf_counter()
-            candidates = self.explorer.generate_measure_candidates()
+            try:
+                candidates = self.explorer.generate_measure_candidates()
+            except Exception as err:  # TVM's explorer failing ends exploring, not the tuning
+                self.error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1]}"
+                candidates = None
             self.seconds += time.perf_counter() - start
             if candidates is None:
                 self.spent = True

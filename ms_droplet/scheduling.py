@@ -91,19 +91,22 @@ def exploration_cap(
 ) -> int:
     """Most trials a task explores before its first descent.
 
-    At most ``explore_trials``, and at most ``explore_fraction`` of the task's expected share
-    (:func:`expected_share`). Beside other tasks, it is rounded down to whole batches (the
-    scheduler hands out batches, and a batch that is half exploration leaves its descent half a
-    batch). The first batch explores whatever the cap, since a descent needs a measured program
-    to start from.
+    A task alone: at most ``explore_trials`` and at most ``explore_fraction`` of its budget.
+    Beside other tasks, where the scheduler decides batch by batch and most tasks of a model
+    get two or three: the first batch and half of the second (at most ``explore_trials``). The
+    first batch explores whatever the cap, since a descent needs a measured program to start
+    from; the second batch's exploration is TVM's explorer with a cost model trained on the
+    first, the candidates that gain most (in benchmarks/RESULTS.md, exploring one batch lost
+    to exploring two by 1.7x on the CNN model); its other half descends, so that every task
+    the scheduler gives a second batch descends in it. A task given more than its share
+    explores again later (:class:`~ms_droplet.task.DropletTask`).
 
     Examples
     --------
     >>> exploration_cap(32, 0.5, 128, 32, 1)  # one kernel, tune_tir
     32
     >>> exploration_cap(32, 0.5, 256, 16, 6)  # a 6-task model, 256 trials in all
-    16
+    24
     """
-    share = expected_share(max_trials, tasks_together)
-    cap = min(explore_trials, math.floor(explore_fraction * share))
-    return cap if tasks_together <= 1 else cap // per_iter * per_iter
+    cap = min(explore_trials, math.floor(explore_fraction * max_trials))
+    return cap if tasks_together <= 1 else min(cap, per_iter + per_iter // 2)

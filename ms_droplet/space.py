@@ -227,6 +227,11 @@ class DecisionSpace:
         sch = _tvm.traced_schedule(self.mod, self.seed)
         try:
             trace.apply_to_schedule(sch, remove_postproc=True)
+            # Mark where the postprocessors' own instructions begin, as TVM's strategies do:
+            # whoever replays the recorded trace (EvolutionarySearch seeding from the database,
+            # a later run) drops them and runs the postprocessors afresh. Without the mark the
+            # replay re-runs them on top of their own output, and TVM fails on it.
+            sch.enter_postproc()
             for postproc in self.postprocs:
                 if not postproc.apply(sch):
                     return None

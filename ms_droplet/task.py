@@ -180,6 +180,11 @@ class DropletTask:
                 fresh, duplicates = self.exploration.propose(
                     need, in_batch, lambda h: h in self.seen or h in hashes
                 )
+                if self.exploration.error:
+                    self.log(
+                        f"droplet: TVM's explorer failed, descending only: {self.exploration.error}"
+                    )
+                    self.exploration.error = None
                 self.stats.duplicates += duplicates
                 hashes.update(module_hash for _, module_hash in fresh)
                 batch += [InFlight(candidate, h, EXPLORE) for candidate, h in fresh]

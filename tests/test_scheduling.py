@@ -26,10 +26,10 @@ from ms_droplet import scheduling
     [
         (32, 0.5, 128, 32, 1, 32),  # one kernel (tune_tir): as before
         (32, 0.5, 40, 16, 1, 20),  # one kernel, small budget: half of it
-        (32, 0.5, 256, 16, 6, 16),  # six tasks share 256: ~42 each, one batch explores
-        (32, 1.0, 256, 16, 6, 32),  # the same with the whole share allowed: two batches
-        (32, 0.5, 2000, 16, 5, 32),  # a large share: explore_trials decides
-        (32, 0.5, 96, 16, 4, 0),  # 24 each: less than a batch, so the first batch alone
+        (32, 0.5, 256, 16, 6, 24),  # a model's six tasks: a batch and a half
+        (32, 0.5, 2000, 16, 5, 24),  # whatever the budget: the scheduler decides the rest
+        (16, 0.5, 256, 16, 6, 16),  # explore_trials still caps it
+        (32, 0.5, 256, 32, 6, 32),
         (0, 0.5, 256, 16, 6, 0),  # post-optimisation: no exploration
     ],
 )
