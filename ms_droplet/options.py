@@ -65,11 +65,12 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "explore_fraction",
         0.5,
-        "Largest share of the task's expected trials the exploration phase may take, so that "
-        "small budgets still leave room for the descent. A task tuned alone expects its "
-        "max_trials; tasks tuned together (tune_relax, tune_tasks) expect max_trials divided "
-        "among them, explore whole batches, and the first batch always explores, so that a task "
-        "the scheduler gives a second batch descends in it (ms_droplet/scheduling.py).",
+        "Largest share of the task's trial budget the exploration phase may take, so that "
+        "small budgets still leave room for the descent. Tasks tuned together (tune_relax, "
+        "tune_tasks) explore their first batch and half of the second, and a task the "
+        "scheduler gives more than its share (max_trials divided among the tasks) explores "
+        "again while exploration holds less than this share of its trials "
+        "(ms_droplet/scheduling.py).",
         lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0,
         "a number in [0, 1]",
     ),
