@@ -31,14 +31,9 @@ from typing import Any
 
 from . import _tvm
 from .adapters.cost_model import CostModelRanker
-from .bookkeeping import DATABASE, DESCENT, EXPLORE, RESTART, WARM_START, Measured, TaskStats
+from .bookkeeping import DATABASE, DESCENT, RESTART, WARM_START, Measured, TaskStats
 from .droplet import Droplet, Point
 from .space import DecisionSpace
-
-# Where a descent may start: programs the exploration found or the database held. A program a
-# descent measured lies in that descent's basin (a neighbour of one of its centres): a descent
-# from it walks the same basin again.
-STARTING_PHASES = (EXPLORE, DATABASE)
 
 
 @dataclass
@@ -118,19 +113,16 @@ class Descents:
         batch_hashes: set[int],
         seen: dict[int, list[float] | None],
         measured: dict[int, Measured],
-        may_start: bool = True,
     ) -> list[Proposal]:
         """Up to ``count`` new candidates; fewer when no descent can propose more now.
 
         A point whose program is in ``seen`` (measured, failed or issued) or already in the
-        batch is answered from what is known instead of being measured again. With
-        ``may_start`` false, only descents already started propose (the task explores before
-        it starts another).
+        batch is answered from what is known instead of being measured again.
         """
         batch: list[Proposal] = []
         while len(batch) < count:
             if self.active is None or not self.active.droplet.can_propose:
-                if not self._switch(measured, may_start or not self.descents):
+                if not self._switch(measured):
                     break
             want = count - len(batch)
             pool = want * self.options["rank_pool"] if self.ranker.active else want
@@ -216,7 +208,7 @@ class Descents:
         self.replayed[text] = module_hash
         return module_hash, sch
 
-    def _switch(self, measured: dict[int, Measured], may_start: bool) -> bool:
+    def _switch(self, measured: dict[int, Measured]) -> bool:
         """Make a descent with something to propose active; ``False`` if none can be.
 
         A descent that only waits for results of the batch being filled is parked, and the
@@ -241,12 +233,12 @@ class Descents:
         if resumable:
             self.active = min(resumable, key=lambda d: d.droplet.centre_latency)
             return True
-        return may_start and self._start(measured)
+        return self._start(measured)
 
     def _start(self, measured: dict[int, Measured]) -> bool:
-        """Begin a descent from the fastest explored (or database) program not started from."""
+        """Begin a descent from the fastest measured program not started from yet."""
         for record in sorted(measured.values(), key=lambda m: m.latency):
-            if record.module_hash in self.started or record.phase not in STARTING_PHASES:
+            if record.module_hash in self.started:
                 continue
             self.started.add(record.module_hash)
             try:

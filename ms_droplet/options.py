@@ -65,23 +65,17 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "explore_fraction",
         0.5,
-        "Largest share of the task's trial budget the exploration phase may take, so that "
-        "small budgets still leave room for the descent. Tasks tuned together (tune_relax, "
-        "tune_tasks) explore their first batch and half of the second, and a task the "
-        "scheduler gives more than its share (max_trials divided among the tasks) explores "
-        "again while exploration holds less than this share of its trials "
-        "(ms_droplet/scheduling.py).",
+        "Largest share of the task's trial budget the exploration phase may take, so that small "
+        "budgets still leave room for the descent.",
         lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0,
         "a number in [0, 1]",
     ),
     Option(
         "on_converge",
         "restart",
-        "What to do when a descent converges and budget remains: 'restart' from the fastest "
-        "explored (or database) schedule not started from yet, never from a program a descent "
-        "measured, which lies in that descent's basin (then explore once none is left; and "
-        "explore first when the scheduler has given the task more than its share), 'explore' "
-        "for another batch before descending again, or 'stop' to end the task (return None) "
+        "What to do when a descent converges and budget remains: 'restart' from the next-best "
+        "distinct measured schedule (then explore once none is left), 'explore' for another "
+        "batch before descending again from the best, or 'stop' to end the task (return None) "
         "and hand its time to the other tasks.",
         lambda v: v in ON_CONVERGE,
         f"one of {ON_CONVERGE}",

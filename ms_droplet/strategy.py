@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import _tvm, scheduling
+from . import _tvm
 from .options import options_docstring, resolve_options
 from .task import DropletTask
 
@@ -76,32 +76,21 @@ class DropletSearch(_tvm.PySearchStrategy):
             )
         if self.task is not None:
             raise ValueError("DropletSearch.pre_tuning() called twice without post_tuning()")
-        # The tasks of one scheduler share its database and cost model objects.
-        cohort = scheduling.join_cohort(
-            (_tvm.object_handle(database), _tvm.object_handle(cost_model))
+        self.task = DropletTask(
+            self.context,
+            self.options,
+            int(max_trials),
+            int(num_trials_per_iter),
+            list(design_spaces),
+            database,
+            cost_model,
         )
-        try:
-            self.task = DropletTask(
-                self.context,
-                self.options,
-                int(max_trials),
-                int(num_trials_per_iter),
-                list(design_spaces),
-                database,
-                cost_model,
-                cohort,
-            )
-        except BaseException:
-            cohort.tasks -= 1  # no task started: the next tuning session must not count it
-            raise
 
     def post_tuning(self) -> None:
         """End the task (see ``SearchStrategy.post_tuning``)."""
         if self.task is not None:
             self.task.close()
         self.task = None
-        # A task ended, so its session has begun tuning: no later task joins its cohort.
-        scheduling.close_forming()
 
     def generate_measure_candidates(self) -> list[_tvm.MeasureCandidate] | None:
         """The next batch to measure, or ``None`` when the task is finished."""

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import _tvm, scheduling
+from . import _tvm
 from .adapters.cost_model import CostModelRanker
 from .adapters.database import DatabaseAdapter, KnownProgram
 from .adapters.provenance import ProvenanceLog, provenance_path
@@ -76,9 +76,6 @@ class DropletTask:
         ReplayTrace.
     cost_model : Optional[CostModel]
         Ranks neighbours when given; ``None`` explores with ReplayTrace.
-    cohort : Optional[Cohort]
-        The tasks started together with this one (:mod:`ms_droplet.scheduling`); ``None``: a
-        task alone.
     """
 
     def __init__(
@@ -90,7 +87,6 @@ class DropletTask:
         design_spaces: list[_tvm.Schedule],
         database: _tvm.Database | None,
         cost_model: _tvm.CostModel | None,
-        cohort: scheduling.Cohort | None = None,
     ) -> None:
         if max_trials < 0 or num_trials_per_iter < 1:
             raise ValueError(
@@ -113,12 +109,11 @@ class DropletTask:
         self.adapter: DatabaseAdapter | None = None
         start = time.perf_counter()
         known = self._read_database(database, task_name)
-        self.cohort = cohort
-        # Trials the task expects: its cap, or its share of the cap among the tasks tuned with it.
-        self.share = float(max_trials)
-        # The cap as for a task alone; the first batch sizes it for the tasks tuned together,
-        # once they have all started (see _size_exploration).
-        explore_cap = self._exploration_cap(tasks_together=1)
+        explore_cap = min(
+            options["explore_trials"], math.floor(options["explore_fraction"] * max_trials)
+        )
+        # Warm start: the programs the database knows were explored already, in an earlier run.
+        explore_cap = max(0, explore_cap - self.stats.known_measured)
         if known and self.ranker.active and (explore_cap > 0 or options["rank_pool"] > 1):
             # The model ranks for this task from its first batch (TVM's explorer always ranks
             # with it, the descent with rank_pool > 1): teach it what the database knows.
@@ -160,8 +155,6 @@ class DropletTask:
             raise RuntimeError(
                 "generate_measure_candidates() called again before notify_runner_results()"
             )
-        if self.issued == 0 and self.cohort is not None:
-            self._size_exploration()
         budget_left = self.max_trials - self.issued
         if budget_left <= 0 or self.phase == DONE:
             return None
@@ -195,22 +188,13 @@ class DropletTask:
                 elif len(batch) < count:
                     break
             else:
-                may_start = not self._exploration_due(len(batch))
-                proposals = self.descents.propose(need, hashes, self.seen, self.measured, may_start)
+                proposals = self.descents.propose(need, hashes, self.seen, self.measured)
                 batch += [
                     InFlight(p.candidate, p.module_hash, p.descent.phase, proposal=p)
                     for p in proposals
                 ]
-                if len(proposals) == need:
-                    break
-                if not may_start:
-                    # Explore before another descent starts: new starting points, proposed
-                    # by TVM's explorer with a cost model trained on all this task measured.
-                    self.exploration.extend(need)
-                    self._enter(EXPLORING)
-                    continue
-                if self.descents.waiting:
-                    break  # the descent waits for the results of this very batch
+                if len(proposals) == need or self.descents.waiting:
+                    break  # full, or the descent waits for the results of this very batch
                 if not self._after_descent():
                     self._enter(DONE)
         return self._issue(batch) if batch else None
@@ -305,53 +289,6 @@ class DropletTask:
                 + f"; read in {load.seconds:.2f} s"
             )
         return known
-
-    def _exploration_due(self, in_batch: int) -> bool:
-        """Whether the task explores before it starts another descent.
-
-        Only when the scheduler has given it more than the share its exploration was sized for
-        (the gradient scheduler gives a model's slowest kernels many times their share): the
-        exploration then keeps up to ``explore_fraction`` of the trials given, rather than
-        restarting descents from the first batch's programs. Never with ``explore_trials=0``.
-        """
-        given = self.issued + in_batch
-        return (
-            self.options["explore_trials"] > 0  # zero: descend only (post-optimisation)
-            and given > self.share
-            and not self.exploration.spent
-            and self.stats.explored < self.options["explore_fraction"] * given
-        )
-
-    def _exploration_cap(self, tasks_together: int) -> int:
-        cap = scheduling.exploration_cap(
-            self.options["explore_trials"],
-            self.options["explore_fraction"],
-            self.max_trials,
-            self.per_iter,
-            tasks_together,
-        )
-        # Warm start: the programs the database knows were explored already, in an earlier run.
-        return max(0, cap - self.stats.known_measured)
-
-    def _size_exploration(self) -> None:
-        """Size the exploration for the tasks tuned together, before the first batch."""
-        scheduling.close(self.cohort)
-        tasks = self.cohort.tasks
-        self.cohort = None
-        if tasks <= 1:
-            return
-        cap = self._exploration_cap(tasks)
-        self.exploration.cap = cap
-        if cap == 0 and self.phase == EXPLORING and self.stats.known_measured:
-            self.phase = DESCENDING
-            self.stats.phases[-1] = DESCENDING
-        self.share = share = scheduling.expected_share(self.max_trials, tasks)
-        first_batch = min(self.per_iter, self.max_trials)
-        explored = cap if self.stats.known_measured else max(cap, first_batch)
-        self.log(
-            f"droplet: {tasks} tasks tuned together, about {share:.0f} trials each: exploring "
-            f"{explored} trials before the first descent"
-        )
 
     def _after_descent(self) -> bool:
         """Decide what follows when no descent can propose; ``False`` ends the task."""

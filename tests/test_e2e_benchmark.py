@@ -65,13 +65,11 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     assert all(task["best_us"] > 0 for task in droplet["tasks"])
     for task in droplet["tasks"]:
         assert f"{task['task']:<34}" in done.stdout
-    # Tasks tuned together explore one batch, so every task given a second batch descends
-    # in it (a task whose schedule has no decision to move cannot, and says so).
+    # Every measured program of every task is in droplet's provenance file, with its phase.
     entries = list(read_provenance(Path(droplet["work_dir"]) / PROVENANCE_FILE))
     for task in droplet["tasks"]:
         phases = [e["phase"] for e in entries if e["task"] == task["task"]]
-        assert phases[:4] == ["explore"] * 4, (task, phases)
-        assert "descent" in phases[4:], (task, phases)
+        assert len(phases) == task["trials"] and task["phase"] in phases, (task, phases)
     # The summary: the commit of ms_droplet/ and the three ratios, from the same figures.
     document = json.loads((out / "e2e-summary.json").read_text())
     assert document["seeds"] == [0] and len(document["commit"]) >= 40

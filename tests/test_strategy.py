@@ -237,40 +237,28 @@ def test_registry_keeps_tvm_behaviour_for_other_names():
     assert isinstance(context.search_strategy, ms.search_strategy.SearchStrategy)
 
 
-def test_tasks_tuned_together_explore_by_their_share():
-    # Four tasks start together with 64 trials each, as tune_tasks starts a model's tasks: each
-    # expects 16 trials; the first batch of 8 explores, the second explores 4 and descends 4.
-    # The one the scheduler then keeps feeding (64 trials, four times its share) explores
-    # again, up to half of what it was given, rather than restarting from the first batch's.
-    database, model = ms.database.MemoryDatabase(), ms.cost_model.RandomModel(seed=1)
-    strategies = [_evolutionary_setup(seed=seed)[0] for seed in range(4)]
-    spaces = [s.context.generate_design_space() for s in strategies]
-    for strategy, space in zip(strategies[1:], spaces[1:]):
-        strategy.pre_tuning(64, 8, space, database, model)
-    batches = drive(strategies[0], 64, 8, spaces[0], database, model, latency=tile_latency)
-    task = strategies[0].task
-    phases = [flight_phases(batch, task) for batch in batches]
-    assert phases[0] == {"explore"} and phases[1] == {"explore", "descent"}
-    assert 12 < task.stats.explored <= 32 and task.stats.explored + task.stats.descended == 64
-    # Every descent starts from an explored program, never from another descent's neighbour.
-    for descent in task.descents.descents:
-        start = _tvm.module_hash(descent.space.replay(descent.space.origin).mod)
-        assert task.measured[start].phase == "explore"
-    # A descent's recorded trace replays the way TVM's explorer replays database records
-    # (postprocessors' instructions dropped, postprocessors run again) into the same program.
-    postprocs = strategies[0].context.space_generator.postprocs
+def test_descent_records_replay_as_tvm_replays_database_records():
+    # TVM's explorer (and any later run on the same database) replays a record's trace with
+    # the postprocessors' instructions dropped, then runs the postprocessors again: a descent's
+    # trace must mark where they begin, or the replay applies them twice and TVM fails.
+    strategy, context, spaces = _evolutionary_setup()
+    drive(
+        strategy,
+        32,
+        8,
+        spaces,
+        ms.database.MemoryDatabase(),
+        ms.cost_model.RandomModel(seed=1),
+        latency=tile_latency,
+    )
+    task = strategy.task
     descended = [m for m in task.measured.values() if m.phase != "explore"]
     assert descended
     for measured in descended:
         assert "EnterPostproc" in [inst.kind.name for inst in measured.trace.insts]
-        sch = _tvm.traced_schedule(strategies[0].context.mod, 1)
+        sch = _tvm.traced_schedule(context.mod, 1)
         measured.trace.apply_to_schedule(sch, remove_postproc=True)
         sch.enter_postproc()
-        assert all(postproc.apply(sch) for postproc in postprocs)
+        assert all(postproc.apply(sch) for postproc in context.space_generator.postprocs)
         assert _tvm.module_hash(sch.mod) == measured.module_hash
-    for strategy in strategies:
-        strategy.post_tuning()
-
-
-def flight_phases(batch, task):
-    return {task.measured[h].phase for h, samples in batch if samples}
+    strategy.post_tuning()
