@@ -111,7 +111,8 @@ class Exploration:
             try:
                 candidates = self.explorer.generate_measure_candidates()
             except Exception as err:  # TVM's explorer failing ends exploring, not the tuning
-                self.error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1]}"
+                last_line = (str(err).strip().splitlines() or [""])[-1]
+                self.error = f"{type(err).__name__}: {last_line}"
                 candidates = None
             self.seconds += time.perf_counter() - start
             if candidates is None:
