@@ -33,6 +33,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 from tvm.s_tir.meta_schedule.cost_model import CostModel
 from tvm.s_tir.meta_schedule.database import Database, TuningRecord
+from tvm.s_tir.meta_schedule.measure_callback import MeasureCallback, PyMeasureCallback
 from tvm.s_tir.meta_schedule.postproc import Postproc
 from tvm.s_tir.meta_schedule.runner import RunnerResult
 from tvm.s_tir.meta_schedule.search_strategy import (
@@ -55,9 +56,11 @@ __all__ = [
     "EvolutionarySearch",
     "IRModule",
     "Instruction",
+    "MeasureCallback",
     "MeasureCandidate",
     "Postproc",
     "PrimFunc",
+    "PyMeasureCallback",
     "PySearchStrategy",
     "ReplayTrace",
     "RunnerResult",
@@ -68,8 +71,12 @@ __all__ = [
     "TuneContext",
     "TuningRecord",
     "block_names",
+    "default_measure_callbacks",
     "derived_object",
+    "estimate_flops",
     "host_cpu",
+    "host_triple",
+    "is_valid_cpu",
     "make_candidate",
     "module_hash",
     "ms",
@@ -127,6 +134,28 @@ def valid_seconds(run_secs: Sequence[Any] | None) -> list[float] | None:
 def host_cpu() -> str:
     """LLVM's name of this machine's CPU (the ``mcpu`` of a host target)."""
     return str(codegen.llvm_get_system_cpu())
+
+
+def host_triple() -> str:
+    """LLVM's target triple of this machine."""
+    return str(codegen.llvm_get_system_triple())
+
+
+def is_valid_cpu(cpu: str, triple: str) -> bool:
+    """Whether this LLVM knows ``cpu`` as an ``mcpu`` for ``triple``."""
+    return bool(codegen.llvm_is_valid_cpu(cpu, triple))
+
+
+def estimate_flops(mod: IRModule) -> float:
+    """Floating-point operations of one run of a module (what MetaSchedule reports GFLOP/s of)."""
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    return float(estimate_tir_flops(mod))
+
+
+def default_measure_callbacks() -> list[MeasureCallback]:
+    """MetaSchedule's default measure callbacks: record, clean up, update the cost model."""
+    return list(MeasureCallback.create("default"))
 
 
 def structural_equal(lhs: Any, rhs: Any) -> bool:

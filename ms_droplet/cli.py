@@ -20,7 +20,8 @@
 built-in Relax model ``mlp``) on the host CPU, compiles the best schedule, checks its output
 against numpy and prints the tuned latency and GFLOP/s; with ``--work-dir`` an interrupted job
 run again resumes. ``ms-droplet post-opt WORK_DIR --trials 64`` improves a finished
-MetaSchedule run with droplet descent from each task's best records. ``ms-droplet run
+MetaSchedule run with droplet descent from each task's best records. ``ms-droplet report
+WORK_DIR`` tables and plots what any work_dir holds. ``ms-droplet run
 SCRIPT.py`` (or ``-m MODULE``) runs TVM's own tuning code unchanged with droplet as its strategy.
 """
 
@@ -32,6 +33,8 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from typing import Any
+
+from .inputs import UserInputError
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -108,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--rpc-key", help="device key registered with the RPC tracker")
     post.add_argument("--json", action="store_true", help="print the table as JSON")
 
+    report = commands.add_parser(
+        "report",
+        help="per-task table, tuning curves (PNG) and JSON of any MetaSchedule work_dir, even "
+        "one a run is still writing",
+    )
+    report.add_argument("work_dir", help="a MetaSchedule work_dir (database_*.json inside)")
+    report.add_argument(
+        "--out", help="where the PNGs and report.json go (default: WORK_DIR/report)"
+    )
+    report.add_argument("--json", action="store_true", help="print the table as JSON")
+
     run = commands.add_parser(
         "run",
         help="run a Python script or module (as python would) with droplet as the default "
@@ -121,59 +135,80 @@ def build_parser() -> argparse.ArgumentParser:
 def _strategy(name: str, options: list[tuple[str, Any]]) -> Any:
     if name == "evolutionary":
         if options:
-            raise SystemExit("--option applies to the droplet strategy only")
+            raise UserInputError("--option applies to the droplet strategy only")
         return "evolutionary"
     from .strategy import DropletSearch
 
     try:
         return DropletSearch(**dict(options))
     except ValueError as err:
-        raise SystemExit(f"ms-droplet: {err}") from err
+        raise UserInputError(str(err)) from None
 
 
 def _target(text: str | None) -> Any:
+    from .inputs import target_from_text
     from .job import host_target
 
-    if text is None:
-        return host_target()
-    import tvm
-
-    try:
-        return tvm.target.Target(json.loads(text))
-    except (json.JSONDecodeError, ValueError, TypeError) as err:
-        raise SystemExit(f"ms-droplet: --target must be a TVM target as JSON: {err}") from err
+    return host_target() if text is None else target_from_text(text)
 
 
 def tune_command(args: argparse.Namespace) -> int:
     """Run ``ms-droplet tune``."""
-    from .job import tune_and_check
+    from .interrupt import GracefulStop
+    from .job import recorded_trials, tune_and_check
     from .workloads import parse_workload
 
     try:
         workload = parse_workload(args.workload)
     except ValueError as err:
-        raise SystemExit(f"ms-droplet: {err}") from err
+        raise UserInputError(str(err)) from None
     if args.trials < 1 or args.per_iter < 1:
-        raise SystemExit("ms-droplet: --trials and --per-iter must be positive")
+        raise UserInputError("--trials and --per-iter must be positive")
     target = _target(args.target)
     if target.kind.name != "llvm":
-        raise SystemExit(
-            f"ms-droplet tune checks results on the host CPU; target kind "
+        raise UserInputError(
+            f"`ms-droplet tune` checks results on the host CPU; target kind "
             f"'{target.kind.name}' is not supported by this command (use the Python API)"
         )
     strategy = _strategy(args.strategy, args.option)
-    with tempfile.TemporaryDirectory(prefix="ms_droplet_") as scratch:
-        result = tune_and_check(
-            workload,
-            target,
-            trials=args.trials,
-            per_iter=args.per_iter,
-            strategy=strategy,
-            strategy_name=args.strategy,
-            work_dir=args.work_dir or scratch,
-            seed=args.seed,
-            builder="local" if args.stock_builder else None,
-        )
+    with tempfile.TemporaryDirectory(prefix="ms_droplet_") as scratch, GracefulStop() as stop:
+        work_dir = args.work_dir or scratch
+        try:
+            result = tune_and_check(
+                workload,
+                target,
+                trials=args.trials,
+                per_iter=args.per_iter,
+                strategy=strategy,
+                strategy_name=args.strategy,
+                work_dir=work_dir,
+                seed=args.seed,
+                builder="local" if args.stock_builder else None,
+                stop=stop,
+                progress=True,
+            )
+        except UserInputError:
+            raise
+        except Exception as err:
+            recorded = recorded_trials(workload, target, work_dir)
+            where = (
+                f"in {work_dir}; the same command resumes from them"
+                if args.work_dir
+                else "in a temporary work_dir, now removed (pass --work-dir to keep a run and "
+                "resume it)"
+            )
+            if stop.requested:
+                print(
+                    f"ms-droplet: stopped by {stop.signal_name}: {recorded} of {args.trials} "
+                    f"trials are recorded {where}",
+                    file=sys.stderr,
+                )
+                return stop.exit_code()
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+            raise SystemExit(
+                f"ms-droplet: tuning failed: {reason}\n  {recorded} trials measured before "
+                f"the failure are recorded {where}"
+            ) from err
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -200,19 +235,19 @@ def post_opt_command(args: argparse.Namespace) -> int:
     from .postopt import gains_table, post_optimize
 
     if args.trials < 1 or args.per_iter < 1:
-        raise SystemExit("ms-droplet: --trials and --per-iter must be positive")
+        raise UserInputError("--trials and --per-iter must be positive")
     try:
         resolve_options(dict(args.option))
     except ValueError as err:
-        raise SystemExit(f"ms-droplet: {err}") from err
+        raise UserInputError(str(err)) from None
     runner = None
     if args.rpc_tracker or args.rpc_key:
         if not (args.rpc_tracker and args.rpc_key):
-            raise SystemExit("ms-droplet: --rpc-tracker and --rpc-key go together")
+            raise UserInputError("--rpc-tracker and --rpc-key go together")
         try:
             runner = rpc_runner(args.rpc_tracker, args.rpc_key)
         except ValueError as err:
-            raise SystemExit(f"ms-droplet: {err}") from err
+            raise UserInputError(str(err)) from None
     target = None if args.target is None else _target(args.target)
     try:
         gains = post_optimize(
@@ -226,11 +261,30 @@ def post_opt_command(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"ms-droplet: {err}") from err
+        raise UserInputError(str(err)) from None
     if args.json:
         print(json.dumps([gain.as_dict() for gain in gains], indent=2))
     else:
         print(gains_table(gains))
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """Run ``ms-droplet report``."""
+    from pathlib import Path
+
+    from .report import read_work_dir, table, write_report
+
+    tasks = read_work_dir(args.work_dir)
+    if not tasks:
+        raise UserInputError(f"{args.work_dir} holds no tuning records yet")
+    out_dir = Path(args.out) if args.out else Path(args.work_dir) / "report"
+    summary = write_report(tasks, args.work_dir, out_dir)
+    if args.json:
+        print(json.dumps([task.summary() for task in tasks], indent=2))
+    else:
+        print(table(tasks))
+        print(f"\ncurves and {summary.name}: {out_dir}")
     return 0
 
 
@@ -242,13 +296,13 @@ def run_command(args: argparse.Namespace) -> int:
     from .default import DEFAULT_VARIABLE, install, options_from_environment
 
     if args.module is None and not args.program:
-        raise SystemExit("ms-droplet run: give SCRIPT.py [ARGS...] or -m MODULE [ARGS...]")
+        raise UserInputError("give SCRIPT.py [ARGS...] or -m MODULE [ARGS...]")
     # Child processes the program starts (its own workers, a second tuning script) inherit it.
     os.environ[DEFAULT_VARIABLE] = "1"
     try:
         options = options_from_environment()
     except ValueError as err:
-        raise SystemExit(f"ms-droplet: {err}") from err
+        raise UserInputError(str(err)) from None
     install(options)
     if args.module is not None:
         sys.argv = [args.module, *args.program]
@@ -257,7 +311,7 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         script, *rest = args.program
         if not os.path.isfile(script):
-            raise SystemExit(f"ms-droplet run: no such script: {script}")
+            raise UserInputError(f"no such script: {script}")
         sys.argv = [script, *rest]
         sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
         runpy.run_path(script, run_name="__main__")
@@ -265,15 +319,23 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ms-droplet`` command."""
+    """Entry point of the ``ms-droplet`` command.
+
+    A mistake in what the user asked for ends the command with one line on standard error
+    naming it, and exit code 2, before anything is tuned.
+    """
     args = build_parser().parse_args(argv)
-    if args.command == "tune":
-        return tune_command(args)
-    if args.command == "post-opt":
-        return post_opt_command(args)
-    if args.command == "run":
-        return run_command(args)
-    return 2
+    commands = {
+        "tune": tune_command,
+        "post-opt": post_opt_command,
+        "run": run_command,
+        "report": report_command,
+    }
+    try:
+        return commands[args.command](args)
+    except UserInputError as err:
+        print(f"ms-droplet: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -249,6 +249,10 @@ class Descents:
                 self.log(f"droplet: cannot descend from a schedule: {err}")
                 continue
             if not space.coordinates:
+                self.log(
+                    f"droplet: the schedule of {record.latency * 1e6:.2f} us has no decisions to "
+                    f"tune: nothing to descend from it"
+                )
                 continue
             if record.phase == DATABASE:
                 phase = WARM_START

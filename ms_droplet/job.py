@@ -30,6 +30,8 @@ import numpy as np
 import psutil
 
 from . import _tvm
+from .interrupt import GracefulStop
+from .progress import progress_callback
 from .workloads import Workload, output_shape, random_inputs
 
 STRATEGIES = ("droplet", "evolutionary")
@@ -247,18 +249,36 @@ def tune_and_check(
     seed: int | None = None,
     runner: Any = None,
     builder: Any = None,
+    stop: GracefulStop | None = None,
+    progress: bool = False,
 ) -> TuneResult:
     """Tune, compile, check against the reference and time one workload.
 
     ``trials`` is the job's whole budget: records that ``work_dir`` already holds for this
     workload and target count towards it, so an interrupted job run again with the same
     arguments tunes only what is left (and droplet measures no recorded program again).
+    ``stop`` ends the tuning between batches on a signal; ``progress`` shows a bar (plain
+    lines when standard error is not a terminal).
+
+    Raises
+    ------
+    UserInputError
+        When ``work_dir`` cannot be written, its database is corrupt, or its records of this
+        workload were all tuned for another target.
     """
+    from .inputs import check_target_of_records
     from .workdir import count_records, open_database, task_modules
 
     database = open_database(work_dir)
-    resumed_from = count_records(database, task_modules(workload, target), target)
+    mods = task_modules(workload, target)
+    resumed_from = count_records(database, mods, target)
+    if resumed_from == 0:
+        check_target_of_records(database, mods, target, work_dir)
     remaining = max(0, trials - resumed_from)
+    callbacks: list[Any] = [stop.callback()] if stop is not None else []
+    callbacks += _tvm.default_measure_callbacks()
+    if progress:
+        callbacks.append(progress_callback(remaining))
     start = time.perf_counter()
     if remaining > 0:
         tune(
@@ -271,6 +291,7 @@ def tune_and_check(
             seed=seed,
             runner=runner,
             builder=builder,
+            callbacks=callbacks,
             database=database,
         )
     tuning_seconds = time.perf_counter() - start
@@ -292,6 +313,13 @@ def tune_and_check(
         reference="numpy" if workload.numpy_reference is not None else "untuned TVM build",
         correct=bool(error <= tolerance),
     )
+
+
+def recorded_trials(workload: Workload, target: Any, work_dir: str) -> int:
+    """Records (failures included) of ``workload`` on ``target`` in ``work_dir``'s database."""
+    from .workdir import count_records, open_database, task_modules
+
+    return count_records(open_database(work_dir), task_modules(workload, target), target)
 
 
 def build_without_intrinsics(mod: Any, target: Any, params: Any) -> Any:

@@ -145,6 +145,8 @@ class DropletTask:
         self.stats.phases.append(self.phase)
         self.issued = 0
         self.in_flight: list[InFlight] = []
+        # FLOPs of one run of the workload, counted at the first report (0: not countable).
+        self.flop: float | None = None
 
     # ----------------------------------------------------------------------------------------
     # The search-strategy interface
@@ -235,6 +237,7 @@ class DropletTask:
             provenance.append((flight.module_hash, flight.phase, flight.trial, latency))
         self.exploration.notify(explored_candidates, explored_results)
         self.provenance.write(provenance)
+        self._report_batch(in_flight, provenance)
 
     def close(self) -> None:
         """End the task (``post_tuning``)."""
@@ -316,6 +319,35 @@ class DropletTask:
         descended = [f"{f.module_hash:016x}" for f in batch if f.proposal is not None]
         self._progress(len(batch), explored, descended)
         return [flight.candidate for flight in batch]
+
+    def _report_batch(
+        self, batch: list[InFlight], measured: list[tuple[int, str, int, float | None]]
+    ) -> None:
+        """One line per measured batch: phase, trials of the budget, best, descent step."""
+        if self.flop is None:
+            try:
+                self.flop = _tvm.estimate_flops(self.context.mod)
+            except Exception:  # a workload TVM cannot count FLOPs of: latency only
+                self.flop = 0.0
+        phases = sorted({flight.phase for flight in batch})
+        failed = sum(1 for *_, latency in measured if latency is None)
+        best = self.best()
+        line = (
+            f"droplet: {self.log.task_name}: measured {len(batch)} ({'+'.join(phases)}), "
+            f"{failed} failed; "
+            f"{self.issued}/{self.max_trials} trials; best "
+        )
+        if best is None:
+            line += "none yet"
+        else:
+            line += f"{best.latency * 1e6:.2f} us"
+            if self.flop > 0:
+                line += f" ({self.flop / best.latency / 1e9:.2f} GFLOP/s)"
+            line += f", found by {best.phase}"
+        active = self.descents.active
+        if active is not None and any(flight.proposal is not None for flight in batch):
+            line += f"; descent step {active.droplet.step}"
+        self.log(line)
 
     def _progress(self, size: int, explored: int, descended: list[str]) -> None:
         self.log(

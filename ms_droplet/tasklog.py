@@ -38,6 +38,7 @@ class TaskLog:
     """
 
     def __init__(self, task_name: str) -> None:
+        self.task_name = task_name
         self.task_logger = _find_task_logger(task_name)
 
     def __call__(self, message: str) -> None:

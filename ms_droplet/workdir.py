@@ -33,11 +33,16 @@ from typing import Any
 
 from . import _tvm
 from .adapters.database import DatabaseAdapter, target_key
+from .inputs import (
+    RECORD_FILE,
+    WORKLOAD_FILE,
+    UserInputError,
+    check_database_files,
+    check_work_dir,
+)
 
 logger = logging.getLogger("ms_droplet")
 
-WORKLOAD_FILE = "database_workload.json"
-RECORD_FILE = "database_tuning_record.json"
 _MAX_TASK_NAME = 48
 
 
@@ -76,6 +81,8 @@ def open_database(work_dir: str | Path, *, must_exist: bool = False) -> Any:
     ------
     FileNotFoundError
         When ``must_exist`` and the work_dir holds no database.
+    UserInputError
+        When the work_dir cannot be written, or its database is corrupt (file and line named).
     """
     if must_exist and not has_database(work_dir):
         workloads, records = database_files(work_dir)
@@ -83,10 +90,18 @@ def open_database(work_dir: str | Path, *, must_exist: bool = False) -> Any:
             f"{work_dir} holds no MetaSchedule database: expected {workloads.name} and "
             f"{records.name} there (what tune_tir/tune_relax write into their work_dir)"
         )
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    check_work_dir(work_dir)
+    check_database_files(work_dir)
     for path in database_files(work_dir):
         drop_partial_line(path)
-    return _tvm.ms.database.JSONDatabase(work_dir=str(work_dir))
+    try:
+        return _tvm.ms.database.JSONDatabase(work_dir=str(work_dir))
+    except RuntimeError as err:  # what the line-by-line check cannot see (a broken module)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserInputError(
+            f"TVM cannot load the database in {work_dir}: {reason}; restore it or use another "
+            f"work_dir"
+        ) from None
 
 
 def task_modules(workload: Any, target: Any) -> list[_tvm.IRModule]:
@@ -144,7 +159,7 @@ def recorded_tasks(database: Any, target: Any) -> list[RecordedTask]:
         task = tasks.get(handle)
         if task is None:
             task = tasks[handle] = RecordedTask(
-                _task_name(record.workload.mod), record.workload, 0, None
+                task_name_of(record.workload.mod), record.workload, 0, None
             )
         task.records += 1
         samples = _tvm.valid_seconds(record.run_secs)
@@ -152,18 +167,23 @@ def recorded_tasks(database: Any, target: Any) -> list[RecordedTask]:
             latency = sum(samples) / len(samples)
             if task.best_seconds is None or latency < task.best_seconds:
                 task.best_seconds = latency
-    names: dict[str, int] = {}
-    for task in tasks.values():
-        names[task.name] = names.get(task.name, 0) + 1
-    seen: dict[str, int] = {}
-    for task in tasks.values():
-        if names[task.name] > 1:
-            seen[task.name] = seen.get(task.name, 0) + 1
-            task.name = f"{task.name}_{seen[task.name] - 1}"
+    unique_task_names(list(tasks.values()))
     return list(tasks.values())
 
 
-def _task_name(mod: _tvm.IRModule) -> str:
+def unique_task_names(tasks: Sequence[Any]) -> None:
+    """Suffix ``_0``, ``_1``, ... to the ``name`` of tasks that share one, in order."""
+    names: dict[str, int] = {}
+    for task in tasks:
+        names[task.name] = names.get(task.name, 0) + 1
+    seen: dict[str, int] = {}
+    for task in tasks:
+        if names[task.name] > 1:
+            seen[task.name] = seen.get(task.name, 0) + 1
+            task.name = f"{task.name}_{seen[task.name] - 1}"
+
+
+def task_name_of(mod: _tvm.IRModule) -> str:
     """A readable task name: the blocks of the module's function, joined (clipped)."""
     for _, func in mod.functions_items():
         if isinstance(func, _tvm.PrimFunc):

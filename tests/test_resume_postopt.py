@@ -24,6 +24,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from ms_droplet import DropletSearch
 from ms_droplet.adapters import PROVENANCE_FILE, read_provenance
+from ms_droplet.interrupt import GracefulStop
 from ms_droplet.job import evaluator_runner, fast_local_builder, host_target
 from ms_droplet.workdir import RECORD_FILE
 
@@ -161,6 +162,51 @@ def test_a_killed_tune_runs_again_to_its_budget_measuring_nothing_twice(tmp_path
     assert result["correct"]
     phases = [p["phase"] for p in read_provenance(work / PROVENANCE_FILE)]
     assert "warm-start" in phases and len(phases) >= 24 - killed_at
+
+
+def test_ctrl_c_stops_after_a_whole_batch_and_the_same_command_finishes(tmp_path):
+    work = tmp_path / "work"
+    args = [sys.executable, *CLI, "tune", "GMM:0", "--trials", "24", "--per-iter", "4"]
+    args += ["--work-dir", str(work), "--json"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    child = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while _record_lines(work) < 4 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # As a Ctrl-C in a terminal: the whole process group, builder and runner workers included.
+    os.killpg(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=600)
+    stopped_at = _record_lines(work)
+    assert child.returncode == 128 + signal.SIGINT, err[-3000:]
+    assert "Traceback" not in err
+    assert f"stopped by SIGINT: {stopped_at} of 24 trials are recorded in {work}" in err
+    assert "the same command resumes" in err
+    # Whole batches only, every line a whole record; the progress went out as plain lines.
+    assert 4 <= stopped_at < 24 and stopped_at % 4 == 0
+    assert "[4/24 trials] #0 main: 4 trials" in err
+    out = run_child(args[1:], cwd=tmp_path)
+    result = json.loads(out[out.index("{") :])
+    records, programs = database_programs(work)
+    assert result["resumed_from"] == stopped_at and result["records"] == 24
+    assert len(records) == 24 and len(programs) == 24, "a program was measured twice"
+
+
+def test_sigterm_is_a_request_to_stop_and_a_second_signal_stops_at_once():
+    with GracefulStop() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.signal_name == "SIGTERM"
+        assert stop.exit_code() == 128 + signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_the_cost_model_learns_from_the_descent_through_metaschedule_callbacks(tmp_path):

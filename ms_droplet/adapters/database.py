@@ -132,7 +132,7 @@ class DatabaseAdapter:
     def records(self) -> list[_tvm.TuningRecord]:
         """Records of this workload and target, valid and failed, in the database's order."""
         try:
-            records = self._workload_records()
+            records = self.all_records()
         except RuntimeError as err:
             # UnionDatabase and OrderedUnionDatabase raise NotImplementedError (a RuntimeError
             # through TVM's FFI) for everything but query_tuning_record.
@@ -197,7 +197,8 @@ class DatabaseAdapter:
             )
         )
 
-    def _workload_records(self) -> list[_tvm.TuningRecord]:
+    def all_records(self) -> list[_tvm.TuningRecord]:
+        """Records of this workload on every target, in the database's order."""
         if not self.database.has_workload(self.mod):
             return []
         # The database's own workload equality decides which records belong to the task
