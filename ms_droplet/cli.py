@@ -290,6 +290,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run ``ms-droplet run``: the program in this process, droplet being the default."""
+    import importlib.util
     import os
     import runpy
 
@@ -297,21 +298,29 @@ def run_command(args: argparse.Namespace) -> int:
 
     if args.module is None and not args.program:
         raise UserInputError("give SCRIPT.py [ARGS...] or -m MODULE [ARGS...]")
-    # Child processes the program starts (its own workers, a second tuning script) inherit it.
-    os.environ[DEFAULT_VARIABLE] = "1"
+    # Everything is checked before this process changes: a mistake leaves it as it was.
+    if args.module is not None:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does
+        try:
+            found = importlib.util.find_spec(args.module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise UserInputError(f"no module named '{args.module}' (from {os.getcwd()})")
+    elif not os.path.isfile(args.program[0]):
+        raise UserInputError(f"no such script: {args.program[0]}")
     try:
-        options = options_from_environment()
+        options = options_from_environment({**os.environ, DEFAULT_VARIABLE: "1"})
     except ValueError as err:
         raise UserInputError(str(err)) from None
+    # Child processes the program starts (its own workers, a second tuning script) inherit it.
+    os.environ[DEFAULT_VARIABLE] = "1"
     install(options)
     if args.module is not None:
         sys.argv = [args.module, *args.program]
-        sys.path.insert(0, os.getcwd())  # as `python -m` does
         runpy.run_module(args.module, run_name="__main__", alter_sys=True)
     else:
         script, *rest = args.program
-        if not os.path.isfile(script):
-            raise UserInputError(f"no such script: {script}")
         sys.argv = [script, *rest]
         sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
         runpy.run_path(script, run_name="__main__")

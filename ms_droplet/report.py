@@ -273,6 +273,9 @@ def plot_task(task: TaskReport, path: Path) -> None:
     title = f"{task.name}: best {_number(summary['best_us'], '.2f')} us"
     if summary["gflops"]:
         title += f" ({summary['gflops']:.1f} GFLOP/s)"
+    title += f", {summary['trials']} trials"
+    if summary["descent_gain_pct"] is not None:
+        title += f", descent {summary['descent_gain_pct']:+.1f}% over exploration"
     axes.set_title(title, fontsize=10)
     axes.set_xlabel("trial")
     axes.set_ylabel("latency (us)")

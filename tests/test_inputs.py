@@ -1,5 +1,6 @@
 """Bad input gets one clear message before any tuning: targets, work_dirs, databases, options."""
 
+import os
 import sys
 
 import pytest
@@ -7,7 +8,7 @@ import tvm
 from conftest import te_module
 from tvm.s_tir import meta_schedule as ms
 
-from ms_droplet import _tvm, cli
+from ms_droplet import _tvm, cli, default
 from ms_droplet.default import options_from_environment
 from ms_droplet.inputs import UserInputError, check_target_of_records, target_from_text
 from ms_droplet.workdir import RECORD_FILE, WORKLOAD_FILE, open_database
@@ -68,11 +69,15 @@ def test_a_target_in_json_a_kind_or_a_tag_is_accepted():
         (["post-opt", "/nonexistent/dir", "--trials", "4"], "holds no MetaSchedule database"),
         (["report", "/nonexistent/dir"], "holds no MetaSchedule database"),
         (["run", "no_such_script.py"], "no such script"),
+        (["run", "-m", "no_such_module"], "no module named 'no_such_module'"),
     ],
 )
 def test_bad_command_lines_are_named(capsys, args, message):
     code, err = _cli_error(capsys, *args)
     assert code != 0 and message in err, err
+    # Refused before anything changed: droplet did not become this process's default.
+    assert os.environ.get("MS_DROPLET_DEFAULT") is None
+    assert not default.is_installed()
 
 
 def test_bad_option_syntax_and_choices_are_argparse_errors(capsys):

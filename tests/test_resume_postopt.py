@@ -166,7 +166,7 @@ def test_a_killed_tune_runs_again_to_its_budget_measuring_nothing_twice(tmp_path
 
 def test_ctrl_c_stops_after_a_whole_batch_and_the_same_command_finishes(tmp_path):
     work = tmp_path / "work"
-    args = [sys.executable, *CLI, "tune", "GMM:0", "--trials", "24", "--per-iter", "4"]
+    args = [sys.executable, *CLI, "tune", "GMM:0", "--trials", "12", "--per-iter", "4"]
     args += ["--work-dir", str(work), "--json"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     child = subprocess.Popen(
@@ -187,16 +187,16 @@ def test_ctrl_c_stops_after_a_whole_batch_and_the_same_command_finishes(tmp_path
     stopped_at = _record_lines(work)
     assert child.returncode == 128 + signal.SIGINT, err[-3000:]
     assert "Traceback" not in err
-    assert f"stopped by SIGINT: {stopped_at} of 24 trials are recorded in {work}" in err
+    assert f"stopped by SIGINT: {stopped_at} of 12 trials are recorded in {work}" in err
     assert "the same command resumes" in err
     # Whole batches only, every line a whole record; the progress went out as plain lines.
-    assert 4 <= stopped_at < 24 and stopped_at % 4 == 0
-    assert "[4/24 trials] #0 main: 4 trials" in err
+    assert 4 <= stopped_at < 12 and stopped_at % 4 == 0
+    assert "[4/12 trials] #0 main: 4 trials" in err
     out = run_child(args[1:], cwd=tmp_path)
     result = json.loads(out[out.index("{") :])
     records, programs = database_programs(work)
-    assert result["resumed_from"] == stopped_at and result["records"] == 24
-    assert len(records) == 24 and len(programs) == 24, "a program was measured twice"
+    assert result["resumed_from"] == stopped_at and result["records"] == 12
+    assert len(records) == 12 and len(programs) == 12, "a program was measured twice"
 
 
 def test_sigterm_is_a_request_to_stop_and_a_second_signal_stops_at_once():
