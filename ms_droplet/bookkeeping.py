@@ -29,6 +29,8 @@ from .stats import mean
 EXPLORE, DESCENT, RESTART, WARM_START = "explore", "descent", "restart", "warm-start"
 # Programs that were in the user's database when the task started.
 DATABASE = "database"
+# A descent's centre measured again beside its neighbours (option ``control``).
+CONTROL = "control"
 
 
 @dataclass
@@ -72,6 +74,7 @@ class TaskStats:
     descents_started: int = 0
     descents_converged: int = 0
     moves: int = 0
+    controls: int = 0
     # Programs known from the database when the task started (measured ones, failed ones), and
     # candidates that were not measured because the database already held their program.
     known_measured: int = 0

@@ -54,6 +54,8 @@ class Proposal:
     module_hash: int
     descent: Descent
     point: Point
+    # The descent's centre measured again, to judge its neighbours in the same batch.
+    control: bool = False
 
 
 class Descents:
@@ -113,17 +115,24 @@ class Descents:
         batch_hashes: set[int],
         seen: dict[int, list[float] | None],
         measured: dict[int, Measured],
+        with_control: bool = False,
     ) -> list[Proposal]:
         """Up to ``count`` new candidates; fewer when no descent can propose more now.
 
         A point whose program is in ``seen`` (measured, failed or issued) or already in the
-        batch is answered from what is known instead of being measured again.
+        batch is answered from what is known instead of being measured again. With
+        ``with_control``, the first candidate is the active descent's centre, measured again.
         """
         batch: list[Proposal] = []
         while len(batch) < count:
             if self.active is None or not self.active.droplet.can_propose:
                 if not self._switch(measured):
                     break
+            if with_control and count - len(batch) >= 2:
+                with_control = False
+                control = self._control(self.active)
+                if control is not None:
+                    batch.append(control)
             want = count - len(batch)
             pool = want * self.options["rank_pool"] if self.ranker.active else want
             descent = self.active
@@ -178,6 +187,11 @@ class Descents:
             self.started.add(proposal.module_hash)
         return moved
 
+    def tell_control(self, proposal: Proposal, samples: list[float] | None) -> None:
+        """Hand a fresh measurement of a centre to its descent, before its neighbours'."""
+        if proposal.descent.droplet.refresh_centre(proposal.point, samples):
+            self.stats.controls += 1
+
     def any_converged(self) -> bool:
         """Whether some descent has converged."""
         return self.stats.descents_converged > 0
@@ -187,6 +201,15 @@ class Descents:
         self.active = None
 
     # ----------------------------------------------------------------------------------------
+    def _control(self, descent: Descent) -> Proposal | None:
+        """The descent's centre as a candidate to measure again, or ``None``."""
+        centre = descent.droplet.centre
+        sch = None if centre is None else descent.space.replay(centre)
+        if sch is None:
+            return None
+        candidate = _tvm.make_candidate(sch)
+        return Proposal(candidate, _tvm.module_hash(sch.mod), descent, centre, control=True)
+
     def _identify(
         self, space: DecisionSpace, point: Point
     ) -> tuple[int | None, _tvm.Schedule | None]:

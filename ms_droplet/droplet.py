@@ -199,6 +199,18 @@ class Droplet:
             self._results[point] = list(samples)
         return self._consider(point, samples)
 
+    def refresh_centre(self, point: Sequence[int], samples: Sequence[float] | None) -> bool:
+        """Judge what follows against a fresh measurement of the centre (a control).
+
+        Ignored (``False``) when ``point`` is no longer the centre or the measurement failed.
+        """
+        point = tuple(point)
+        if point != self._centre or not samples:
+            return False
+        self._centre_samples = list(samples)
+        self._results[point] = list(samples)
+        return True
+
     def _consider(self, point: Point, samples: Sequence[float] | None) -> bool:
         """Move to ``point`` if it is faster than the centre beyond noise."""
         if not samples or self._centre is None:

@@ -101,6 +101,16 @@ OPTIONS: tuple[Option, ...] = (
         "a number in [0, 1)",
     ),
     Option(
+        "control",
+        False,
+        "Measure the descent's centre again in every descent batch and judge that batch's "
+        "neighbours against this fresh measurement, so that a move compares programs measured "
+        "in the same moment rather than across the machine's drift between batches; costs one "
+        "trial a batch, and records the centre program more than once.",
+        lambda v: isinstance(v, bool),
+        "True or False",
+    ),
+    Option(
         "tile_moves",
         "factor",
         "How a tile decision moves: 'factor' scales one tile level by one divisor step of the "

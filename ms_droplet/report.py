@@ -46,6 +46,7 @@ PHASE_COLOURS = {
     "warm-start": "tab:purple",
     "descent": "tab:blue",
     "restart": "tab:green",
+    "control": "tab:gray",
 }
 
 

@@ -36,7 +36,7 @@ from . import _tvm
 from .adapters.cost_model import CostModelRanker
 from .adapters.database import DatabaseAdapter, KnownProgram
 from .adapters.provenance import ProvenanceLog, provenance_path
-from .bookkeeping import DATABASE, EXPLORE, Measured, TaskStats
+from .bookkeeping import CONTROL, DATABASE, EXPLORE, Measured, TaskStats
 from .descents import Descents, Proposal
 from .exploration import MAX_STALE_EXPLORATIONS, Exploration
 from .tasklog import TaskLog
@@ -190,9 +190,18 @@ class DropletTask:
                 elif len(batch) < count:
                     break
             else:
-                proposals = self.descents.propose(need, hashes, self.seen, self.measured)
+                # With the control option, each batch that descends measures the centre again.
+                with_control = self.options["control"] and not any(f.proposal for f in batch)
+                proposals = self.descents.propose(
+                    need, hashes, self.seen, self.measured, with_control
+                )
                 batch += [
-                    InFlight(p.candidate, p.module_hash, p.descent.phase, proposal=p)
+                    InFlight(
+                        p.candidate,
+                        p.module_hash,
+                        CONTROL if p.control else p.descent.phase,
+                        proposal=p,
+                    )
                     for p in proposals
                 ]
                 if len(proposals) == need or self.descents.waiting:
@@ -215,10 +224,25 @@ class DropletTask:
             )
         explored_candidates, explored_results = [], []
         provenance = []
-        for flight, candidate, result in zip(in_flight, candidates, results):
+        for flight, candidate in zip(in_flight, candidates):
             if not candidate.same_as(flight.candidate):
                 raise ValueError("notify_runner_results() got candidates in a different order")
+        # Controls first: the centre's fresh measurement is what this batch's neighbours face.
+        order = sorted(range(len(in_flight)), key=lambda i: in_flight[i].phase != CONTROL)
+        for index in order:
+            flight, candidate, result = in_flight[index], candidates[index], results[index]
             samples = _tvm.run_seconds(result)
+            if flight.phase == CONTROL:
+                self.descents.tell_control(flight.proposal, samples)
+                known = self.measured.get(flight.module_hash)
+                if samples is not None and known is not None:
+                    # The program's estimate pools every measurement of it.
+                    known.samples = known.samples + samples
+                    self.seen[flight.module_hash] = known.samples
+                provenance.append(
+                    (flight.module_hash, CONTROL, flight.trial, _mean_or_none(samples))
+                )
+                continue
             self.seen[flight.module_hash] = samples
             if samples is None:
                 self.stats.failures += 1
@@ -233,8 +257,9 @@ class DropletTask:
                 explored_results.append(result)
             else:
                 self.descents.tell(flight.proposal, samples)
-            latency = None if samples is None else math.fsum(samples) / len(samples)
-            provenance.append((flight.module_hash, flight.phase, flight.trial, latency))
+            provenance.append(
+                (flight.module_hash, flight.phase, flight.trial, _mean_or_none(samples))
+            )
         self.exploration.notify(explored_candidates, explored_results)
         self.provenance.write(provenance)
         self._report_batch(in_flight, provenance)
@@ -360,3 +385,7 @@ class DropletTask:
         self.phase = phase
         if not self.stats.phases or self.stats.phases[-1] != phase:
             self.stats.phases.append(phase)
+
+
+def _mean_or_none(samples: list[float] | None) -> float | None:
+    return None if samples is None else math.fsum(samples) / len(samples)

@@ -180,3 +180,21 @@ def test_perfect_tilings_are_exactly_the_valid_factorizations():
     assert list(tilings) == sorted(tilings)
     partitioned = perfect_tilings(32, 4, -1, 2, 8)
     assert partitioned and all(t[2] * t[3] % 8 == 0 for t in partitioned)
+
+
+def test_a_fresh_measurement_of_the_centre_judges_the_neighbours():
+    # The machine got slower between the centre's measurement and its neighbours': against the
+    # old figure no neighbour is faster, against the centre measured beside them one is.
+    def descent():
+        droplet = Droplet((3, 3), significance=0.25, min_improvement=0.01, seed=0)
+        droplet.restart((1, 1), [1.00, 1.01, 0.99])
+        return droplet, droplet.ask(1)[0]
+
+    stale, point = descent()
+    assert not stale.tell(point, [1.90, 1.92, 1.88])
+    fresh, point = descent()
+    assert fresh.refresh_centre((1, 1), [2.00, 2.02, 1.98])
+    assert fresh.tell(point, [1.90, 1.92, 1.88]) and fresh.centre == point
+    # A control of a point that is no longer the centre, or that failed, changes nothing.
+    assert not fresh.refresh_centre((1, 1), [5.0, 5.0, 5.0])
+    assert not fresh.refresh_centre(point, None)

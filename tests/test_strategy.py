@@ -115,6 +115,25 @@ def test_failures_stay_with_their_candidates_and_the_best_is_right():
     strategy.post_tuning()
 
 
+def test_control_measures_the_centre_again_in_every_descent_batch():
+    strategy, _, spaces = _evolutionary_setup(control=True)
+    batches = drive(
+        strategy, 48, 8, spaces, ms.database.MemoryDatabase(), ms.cost_model.RandomModel(seed=1)
+    )
+    task = strategy.task
+    measured_before, descent_batches = set(), 0
+    for number, batch in enumerate(batches):
+        repeated = [h for h, _ in batch if h in measured_before]
+        # Two exploration batches (explore_trials=16), then each batch repeats one program: the
+        # centre its neighbours are judged against.
+        assert len(repeated) == (1 if number >= 2 else 0), number
+        descent_batches += number >= 2
+        measured_before.update(h for h, _ in batch)
+    assert descent_batches > 0 and task.stats.controls == descent_batches
+    assert sum(len(batch) for batch in batches) == 48
+    strategy.post_tuning()
+
+
 def test_seeded_runs_propose_the_same_candidates():
     def proposals():
         strategy, _, spaces = _evolutionary_setup(seed=42)

@@ -26,8 +26,9 @@ candidate::
 
 ``program`` is the structural hash of the post-processed module (replaying a record's trace onto
 its workload gives it back), ``workload`` the structural hash of the task's module, ``phase`` one
-of ``explore``, ``descent``, ``restart`` and ``warm-start``, ``trial`` the task's trial count at
-that candidate (1-based), ``latency_s`` the mean run time or ``null`` for a failure. Databases
+of ``explore``, ``descent``, ``restart``, ``warm-start`` and ``control`` (a descent's centre
+measured again, option ``control``), ``trial`` the task's trial count at that candidate
+(1-based), ``latency_s`` the mean run time or ``null`` for a failure. Databases
 without files (memory, union, most of a user's ``PyDatabase``) keep no side file.
 
 The database stays the record of what was measured: a run killed between this file's write and
