@@ -63,7 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rounds", type=int, default=10, help="re-measurement rounds (--model)")
     parser.add_argument(
-        "--summary", type=Path, help="with --model: also write e2e-summary.json here"
+        "--summary",
+        type=Path,
+        help="also write the summary JSON here (PROFILE-summary.json, or e2e-summary.json with "
+        "--model; both are always written into --out)",
     )
     parser.add_argument(
         "--only",
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .plot import plot
     from .remeasure import numpy_key
-    from .report import figures, table
+    from .report import figures, summary_document, table
 
     flops = {workload: parse_workload(workload).flops for workload in profile.workloads}
     numpy_ref = {}
@@ -147,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         "remeasured": latencies,
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    document = json.dumps(summary_document(report, profile.seeds), indent=1) + "\n"
+    (out / f"{args.profile}-summary.json").write_text(document)
+    if args.summary:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(document)
     plot(runs, out / "curves.png", latencies)
     print(table(report, profile.budget, profile.k))
     print(f"\nresults: {out / 'results.json'}\nplot: {out / 'curves.png'}")

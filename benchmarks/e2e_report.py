@@ -23,36 +23,11 @@ N over evolutionary at N and at k*N, and droplet's tuning time over evolutionary
 from __future__ import annotations
 
 import math
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from .environment import measured_commit
 from .report import geomean
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def measured_commit() -> str:
-    """The last commit that changed ``ms_droplet/``, ``+dirty`` when it has uncommitted edits.
-
-    The figures describe the strategy's code, so a later change to it visibly outdates them.
-    """
-    try:
-        commit = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", "ms_droplet"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "ms_droplet"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return (commit or "unknown") + ("+dirty" if dirty else "")
 
 
 def figures(runs: list[dict], remeasured: dict[str, dict], k: int) -> dict[str, Any]:

@@ -44,3 +44,26 @@ def environment() -> dict:
         "tvm": tvm.__version__,
         "python": platform.python_version(),
     }
+
+
+def measured_commit() -> str:
+    """The last commit that changed ``ms_droplet/``, ``+dirty`` when it has uncommitted edits.
+
+    The figures describe the strategy's code, so a later change to it visibly outdates them.
+    """
+    try:
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", "ms_droplet"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "ms_droplet"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (commit or "unknown") + ("+dirty" if dirty else "")

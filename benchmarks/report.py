@@ -107,6 +107,31 @@ def figures(
     return {"workloads": per_workload, "geomean": summary}
 
 
+def summary_document(report: dict, seeds: list[int]) -> dict:
+    """The ``<profile>-summary.json`` document: the figures a goal is judged by.
+
+    ``commit`` is the last commit of ``ms_droplet/`` (``+dirty`` if edited), so a later change
+    to the strategy visibly outdates the figures.
+    """
+    from .environment import measured_commit
+
+    def figures_of(row: dict) -> dict:
+        overhead = row.get("overhead")
+        return {
+            "equal_budget": row.get("equal_budget_ratio"),
+            "budget": row.get("budget_ratio"),
+            "wall": row.get("wall_ratio"),
+            "overhead_pct": None if overhead is None else 100.0 * overhead,
+        }
+
+    return {
+        "commit": measured_commit(),
+        "seeds": seeds,
+        "geomean": figures_of(report["geomean"]),
+        "workloads": {name: figures_of(row) for name, row in report["workloads"].items()},
+    }
+
+
 def _ratio(latency: dict[str, float | None]) -> dict[str, float | None]:
     droplet = latency.get("droplet")
 

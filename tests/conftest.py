@@ -176,15 +176,31 @@ def drive(
     return batches
 
 
-def run_child(args, cwd):
-    """Run Python with ``args`` in a child process (without this PYTHONPATH); its stdout."""
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    done = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
+def start_child(args, cwd, **environ):
+    """Start Python with ``args`` in a child process, without this PYTHONPATH and without
+    ``MS_DROPLET_DEFAULT`` unless ``environ`` sets it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MS_DROPLET_DEFAULT")}
+    env.update(environ)
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+
+
+def finish_child(child):
+    """Wait for a child of :func:`start_child`; it must succeed. Its stdout."""
+    out, err = child.communicate(timeout=900)
+    assert child.returncode == 0, out[-3000:] + err[-3000:]
+    return out
+
+
+def run_child(args, cwd):
+    """Run Python with ``args`` in a child process (see :func:`start_child`); its stdout."""
+    return finish_child(start_child(args, cwd))
 
 
 def descent_programs(work_dir):

@@ -143,6 +143,13 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
     png = (out / "curves.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert "geomean" in done.stdout
+    # The summary a goal is judged by: the commit of ms_droplet/ and the report's figures.
+    summary = json.loads((out / "tiny-summary.json").read_text())
+    assert len(summary["commit"]) >= 40 and summary["seeds"] == results["profile"]["seeds"]
+    assert set(summary["geomean"]) == {"equal_budget", "budget", "wall", "overhead_pct"}
+    figures = summary["workloads"]["GMM:0"]
+    assert figures["equal_budget"] == pytest.approx(row["equal_budget_ratio"])
+    assert figures["overhead_pct"] == pytest.approx(100 * row["overhead"])
     # A second invocation resumes: every run is kept, none is tuned again.
     again = run_tiny_profile(out)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import tvm
-from conftest import te_module
+from conftest import finish_child, start_child, te_module
 from tvm.s_tir import meta_schedule as ms
 
 from ms_droplet import default
@@ -87,30 +87,15 @@ def test_environment_switch_is_off_unless_set():
     assert default.options_from_environment(on) == {"explore_trials": 4}
 
 
-def _start(args, cwd, **environ):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MS_DROPLET_DEFAULT")}
-    env.update(environ)
-    return subprocess.Popen(
-        [sys.executable, *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _finish(child):
-    out, err = child.communicate(timeout=900)
-    assert child.returncode == 0, out[-2000:] + err[-3000:]
-    return json.loads(out.strip().splitlines()[-1])
+    return json.loads(finish_child(child).strip().splitlines()[-1])
 
 
 @pytest.mark.tuning
 def test_tvm_pass_and_pipeline_use_droplet_with_the_switch_and_evolutionary_without(tmp_path):
     # Both children at once: each spends most of its time importing TVM's tensor intrinsics.
-    on = _start([str(ENTRY_POINTS), str(tmp_path / "on")], tmp_path, MS_DROPLET_DEFAULT="1")
-    off = _start([str(ENTRY_POINTS), str(tmp_path / "off")], tmp_path)
+    on = start_child([str(ENTRY_POINTS), str(tmp_path / "on")], tmp_path, MS_DROPLET_DEFAULT="1")
+    off = start_child([str(ENTRY_POINTS), str(tmp_path / "off")], tmp_path)
     with_switch, without = _finish(on), _finish(off)
     for name in ("pass", "pipeline"):
         assert with_switch[name] == {"records": 4, "droplet": True}, name
@@ -119,9 +104,9 @@ def test_tvm_pass_and_pipeline_use_droplet_with_the_switch_and_evolutionary_with
 
 def test_ms_droplet_run_makes_droplet_the_default_of_a_script_and_a_module(tmp_path):
     cli = ["-m", "ms_droplet.cli", "run"]
-    script = _start([*cli, str(SCRIPTS / "default_strategy.py")], tmp_path)
-    module = _start([*cli, "-m", "default_strategy"], SCRIPTS)
-    plain = _start([str(SCRIPTS / "default_strategy.py")], tmp_path)
+    script = start_child([*cli, str(SCRIPTS / "default_strategy.py")], tmp_path)
+    module = start_child([*cli, "-m", "default_strategy"], SCRIPTS)
+    plain = start_child([str(SCRIPTS / "default_strategy.py")], tmp_path)
     assert _finish(script) == {"name": True, "object": True}
     assert _finish(module) == {"name": True, "object": True}
     assert _finish(plain) == {"name": False, "object": False}

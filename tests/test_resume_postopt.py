@@ -132,71 +132,76 @@ def test_post_opt_measures_through_an_rpc_tracker_on_loopback(tmp_path):
     assert "speed-up" in out
 
 
-def test_a_killed_tune_runs_again_to_its_budget_measuring_nothing_twice(tmp_path):
-    work = tmp_path / "work"
-    args = [sys.executable, *CLI, "tune", "GMM:0", "--trials", "24", "--per-iter", "4"]
-    args += ["--work-dir", str(work), "--json"]
+def _start_tune(args, cwd, stderr=subprocess.DEVNULL):
+    """``ms-droplet tune`` in a process group of its own (with its builder and runner workers)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    # Its own process group, so that the kill takes the builder and runner workers too.
-    child = subprocess.Popen(
+    return subprocess.Popen(
         args,
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 600
-    while _record_lines(work) < 8 and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
-    killed_at = _record_lines(work)
-    assert 8 <= killed_at < 24, "the run must be killed part-way"
-    out = run_child(args[1:], cwd=tmp_path)
-    result = json.loads(out[out.index("{") :])
-    records, programs = database_programs(work)
-    # The budget is the whole job's: what was recorded before the kill counts towards it.
-    assert result["resumed_from"] == killed_at and result["records"] == 24
-    assert len(records) == 24 and len(programs) == 24
-    assert result["correct"]
-    phases = [p["phase"] for p in read_provenance(work / PROVENANCE_FILE)]
-    assert "warm-start" in phases and len(phases) >= 24 - killed_at
-
-
-def test_ctrl_c_stops_after_a_whole_batch_and_the_same_command_finishes(tmp_path):
-    work = tmp_path / "work"
-    args = [sys.executable, *CLI, "tune", "GMM:0", "--trials", "12", "--per-iter", "4"]
-    args += ["--work-dir", str(work), "--json"]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    child = subprocess.Popen(
-        args,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         start_new_session=True,
     )
+
+
+def _kill_group(pgid):
+    """Kill what is left of a process group: a worker forked while the group was being killed
+    escapes the first kill and, its parent gone, would idle forever."""
+    for _ in range(50):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+def _wait_for_records(child, work, count):
     deadline = time.monotonic() + 600
-    while _record_lines(work) < 4 and child.poll() is None and time.monotonic() < deadline:
+    while _record_lines(work) < count and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    # As a Ctrl-C in a terminal: the whole process group, builder and runner workers included.
+
+
+def test_interrupted_and_killed_tunes_finish_their_budget_measuring_nothing_twice(tmp_path):
+    work, trials = tmp_path / "work", 16
+    args = [sys.executable, *CLI, "tune", "GMM:0", "--trials", str(trials), "--per-iter", "4"]
+    args += ["--work-dir", str(work), "--json"]
+    # Ctrl-C as a terminal sends it: to the whole process group, workers included.
+    child = _start_tune(args, tmp_path, stderr=subprocess.PIPE)
+    _wait_for_records(child, work, 4)
     os.killpg(child.pid, signal.SIGINT)
     _, err = child.communicate(timeout=600)
     stopped_at = _record_lines(work)
+    # Nothing of the command outlives it: its builder and runner workers ended with it.
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(child.pid, 0)
     assert child.returncode == 128 + signal.SIGINT, err[-3000:]
     assert "Traceback" not in err
-    assert f"stopped by SIGINT: {stopped_at} of 12 trials are recorded in {work}" in err
+    assert f"stopped by SIGINT: {stopped_at} of {trials} trials are recorded in {work}" in err
     assert "the same command resumes" in err
-    # Whole batches only, every line a whole record; the progress went out as plain lines.
-    assert 4 <= stopped_at < 12 and stopped_at % 4 == 0
-    assert "[4/12 trials] #0 main: 4 trials" in err
+    # Whole batches only; the progress went out as plain lines (no terminal).
+    assert 4 <= stopped_at < trials and stopped_at % 4 == 0
+    assert f"[4/{trials} trials] #0 main: 4 trials" in err
+    # Killed outright (SIGKILL): a record cut short, if any, is dropped on the next start.
+    child = _start_tune(args, tmp_path)
+    _wait_for_records(child, work, stopped_at + 4)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    _kill_group(child.pid)
+    killed_at = _record_lines(work)
+    assert stopped_at + 4 <= killed_at < trials, "the run must be killed part-way"
+    # The same command again: the budget is the whole job's.
     out = run_child(args[1:], cwd=tmp_path)
     result = json.loads(out[out.index("{") :])
     records, programs = database_programs(work)
-    assert result["resumed_from"] == stopped_at and result["records"] == 12
-    assert len(records) == 12 and len(programs) == 12, "a program was measured twice"
+    assert result["resumed_from"] == killed_at and result["records"] == trials
+    assert len(records) == trials and len(programs) == trials, "a program was measured twice"
+    assert result["reference"] == "numpy" and result["correct"]
+    assert result["latency_us"] > 0 and result["gflops"] > 0
+    phases = [p["phase"] for p in read_provenance(work / PROVENANCE_FILE)]
+    assert "warm-start" in phases and len(phases) >= trials - stopped_at
 
 
 def test_sigterm_is_a_request_to_stop_and_a_second_signal_stops_at_once():

@@ -33,7 +33,8 @@ def test_tune_by_name_runs_the_descent_within_the_budget(tmp_path, mode, budget)
     assert hashes <= recorded
 
 
-@pytest.mark.parametrize("workload", ["GMM:0", "mlp"])
+# The TIR path of the command (GMM:0) is checked, to the end, by the resume test.
+@pytest.mark.parametrize("workload", ["mlp"])
 def test_cli_tunes_checks_and_reports(tmp_path, workload):
     out = run_child(
         ["-m", "ms_droplet.cli", "tune", workload, "--trials", "8", "--per-iter", "4", "--json"],
