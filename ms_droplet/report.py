@@ -34,7 +34,7 @@ from typing import Any
 from . import _tvm
 from .adapters.database import target_key
 from .adapters.provenance import PROVENANCE_FILE, read_provenance
-from .inputs import RECORD_FILE, WORKLOAD_FILE, UserInputError
+from .inputs import RECORD_FILE, WORKLOAD_FILE, UserInputError, check_database_files
 from .workdir import task_name_of, unique_task_names
 
 EVOLUTIONARY = "evolutionary"
@@ -124,13 +124,18 @@ def read_work_dir(work_dir: str | Path) -> list[TaskReport]:
             f"{work_dir} holds no MetaSchedule database: expected {WORKLOAD_FILE} and "
             f"{RECORD_FILE} there (what tune_tir/tune_relax write into their work_dir)"
         )
+    check_database_files(work_dir)  # a corrupt line is named by its file and number
     workloads = [
         _tvm.ms.database.Workload.from_json(entry) for entry in _whole_lines(workload_file)
     ]
-    phases, names = {}, {}
+    # A program measured more than once (a descent's centre measured again as a control) has
+    # an entry per measurement, in the order of its records.
+    phases: dict[str, list[str]] = {}
+    names = {}
     for entry in read_provenance(work_dir / PROVENANCE_FILE):
-        phases[entry["program"]] = entry["phase"]
+        phases.setdefault(entry["program"], []).append(entry["phase"])
         names[entry["workload"]] = entry["task"]
+    records_of: dict[str, int] = {}
     tasks: dict[tuple[int, str | None], TaskReport] = {}
     for index, record_json in _whole_lines(record_file):
         if not 0 <= index < len(workloads):
@@ -145,7 +150,7 @@ def read_work_dir(work_dir: str | Path) -> list[TaskReport]:
             task = tasks[key] = TaskReport(name, _target_text(record.target), _flop(mod))
         samples = _tvm.valid_seconds(record.run_secs)
         seconds = None if samples is None else math.fsum(samples) / len(samples)
-        phase = _phase(record, phases) if phases else EVOLUTIONARY
+        phase = _phase(record, phases, records_of) if phases else EVOLUTIONARY
         task.trials.append(Trial(len(task.trials) + 1, seconds, phase))
     unique_task_names(list(tasks.values()))
     return list(tasks.values())
@@ -158,24 +163,22 @@ def _phase_order(phase: str) -> int:
 
 def _whole_lines(path: Path) -> list[Any]:
     """The JSON of every whole line (a last line still being written is left out)."""
-    content = path.read_bytes()
-    entries = []
-    for line in content.split(b"\n")[:-1]:
-        if line.strip():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                number = content[: content.index(line)].count(b"\n") + 1
-                raise UserInputError(f"{path}, line {number}: not JSON ({err.msg})") from None
-    return entries
+    return [json.loads(line) for line in path.read_bytes().split(b"\n")[:-1] if line.strip()]
 
 
-def _phase(record: Any, phases: dict[str, str]) -> str:
+def _phase(record: Any, phases: dict[str, list[str]], records_of: dict[str, int]) -> str:
+    """The phase of a record's program's next provenance entry (its last, once used up)."""
     try:
         candidate = record.as_measure_candidate()
     except Exception:  # a record this TVM cannot replay: its phase is unknown
         return "unknown"
-    return phases.get(f"{_tvm.module_hash(candidate.sch.mod):016x}", EVOLUTIONARY)
+    program = f"{_tvm.module_hash(candidate.sch.mod):016x}"
+    entries = phases.get(program)
+    if not entries:
+        return EVOLUTIONARY
+    seen = records_of.get(program, 0)
+    records_of[program] = seen + 1
+    return entries[min(seen, len(entries) - 1)]
 
 
 def _flop(mod: Any) -> float:

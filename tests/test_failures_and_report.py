@@ -248,3 +248,19 @@ def test_a_runner_that_dies_gives_a_clear_error_and_keeps_what_was_measured(tmp_
     assert "the same command resumes" in message
     # The two batches measured before it are in the database, whole.
     assert (work / RECORD_FILE).read_text().count("\n") == 4
+
+
+def test_report_gives_each_measurement_of_a_program_its_own_phase(failing_run, tmp_path):
+    work_dir, _, _ = failing_run
+    copy = tmp_path / "again"
+    shutil.copytree(work_dir, copy)
+    # The first explored program measured once more, as a descent's control would be.
+    first = (copy / RECORD_FILE).read_text().splitlines(keepends=True)[0]
+    with open(copy / RECORD_FILE, "a") as records:
+        records.write(first)
+    entry = next(read_provenance(copy / PROVENANCE_FILE))
+    with open(copy / PROVENANCE_FILE, "a") as provenance:
+        provenance.write(json.dumps({**entry, "phase": "control", "trial": TRIALS + 1}) + "\n")
+    (task,) = read_work_dir(copy)
+    assert task.trials[0].phase == "explore" and task.trials[-1].phase == "control"
+    assert len(task.trials) == TRIALS + 1

@@ -129,6 +129,9 @@ def test_corrupt_databases_name_the_file_and_line(tmp_path, capsys):
     records.write_text(good + good[: len(good) // 2])
     open_database(tmp_path)
     assert records.read_text() == good
+    records.write_text(good + "[0, {not json}]\n")
+    code, err = _cli_error(capsys, "report", str(tmp_path))
+    assert code == 2 and f"{records}, line 2: not JSON" in err, err
     (tmp_path / WORKLOAD_FILE).unlink()
     code, err = _cli_error(capsys, "report", str(tmp_path))
     assert code == 2 and "holds no MetaSchedule database" in err

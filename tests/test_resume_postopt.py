@@ -115,7 +115,12 @@ def test_post_opt_measures_through_an_rpc_tracker_on_loopback(tmp_path):
         for name, args in servers.items():
             with open(tmp_path / f"{name}.log", "w") as log:
                 command = [sys.executable, "-m", f"tvm.exec.rpc_{name}", *args]
-                started.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+                # A session of its own: the server's measurement workers end with it.
+                started.append(
+                    subprocess.Popen(
+                        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
             _wait_for(tmp_path / f"{name}.log", "bind to")
         rpc = ["--rpc-tracker", tracker, "--rpc-key", "loopback"]
         out = run_child(
@@ -125,6 +130,7 @@ def test_post_opt_measures_through_an_rpc_tracker_on_loopback(tmp_path):
         for process in started:
             process.terminate()
             process.wait(timeout=30)
+            _kill_group(process.pid)
     records, programs = database_programs(work)
     assert len(records) == 12 == len(programs)
     # The server ran the candidates: it loaded a module per measurement session.
