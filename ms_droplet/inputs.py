@@ -56,12 +56,14 @@ def target_from_text(text: str) -> Target:
     from . import _tvm
 
     text = text.strip()
+    if not text:
+        raise UserInputError('--target is empty: give a JSON dict such as {"kind": "llvm", ...}')
     if text.startswith("{"):
         try:
             config = json.loads(text)
         except json.JSONDecodeError as err:
             raise UserInputError(f"--target is not valid JSON ({err.msg}): {text}") from None
-    elif not text or any(c.isspace() for c in text):
+    elif any(c.isspace() for c in text):
         raise UserInputError(
             f"target strings such as '{text}' are gone from TVM 0.27: give the target as a JSON "
             f"dict, here --target '{json.dumps(_config_of_string(text))}'"
@@ -110,16 +112,19 @@ def _check_cpu_target(target: Target, config: dict[str, Any]) -> None:
             f"'{_tvm.host_cpu()}'"
         )
     if "num-cores" not in attrs:
-        fixed = {**config, "num-cores": os.cpu_count() or 1}
+        import psutil
+
+        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+        fixed = {**config, "num-cores": cores}
         raise UserInputError(
             f"MetaSchedule needs \"num-cores\" in a CPU target: --target '{json.dumps(fixed)}' "
-            f"({os.cpu_count()} cores on this machine)"
+            f"({cores} physical cores on this machine)"
         )
 
 
 def _config_of_string(text: str) -> dict[str, Any]:
     """The JSON dict an old target string meant: ``"llvm -mcpu=x -num-cores=2"``."""
-    words = shlex.split(text) if text else ["llvm"]
+    words = shlex.split(text)
     config: dict[str, Any] = {"kind": words[0]}
     rest = words[1:]
     index = 0
