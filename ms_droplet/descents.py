@@ -192,6 +192,20 @@ class Descents:
         if proposal.descent.droplet.refresh_centre(proposal.point, samples):
             self.stats.controls += 1
 
+    def centre_latencies(self) -> list[float]:
+        """Mean run time of every descent's centre."""
+        return [d.droplet.centre_latency for d in self.descents if d.droplet.centre is not None]
+
+    def start_from(self, record: Measured) -> bool:
+        """Make a new descent from ``record`` the active one; ``False`` if it cannot descend.
+
+        Called between batches, when no descent waits for results: the descent it replaces
+        stays resumable.
+        """
+        if record.module_hash in self.started:
+            return False
+        return self._start({record.module_hash: record})
+
     def any_converged(self) -> bool:
         """Whether some descent has converged."""
         return self.stats.descents_converged > 0

@@ -19,7 +19,10 @@
 :class:`Exploration` wraps ``EvolutionarySearch`` (or ``ReplayTrace`` when the task has no
 database or cost model, as in TVM's own strategy tests) behind a cap on the trials it may take,
 drops the programs that were measured before, and reports to the explorer only the results of its
-own candidates.
+own candidates. A call of the explorer yields a whole batch; what the cap or a batch's share of
+exploration leaves of it is kept for the next batches, so that a task exploring a few candidates a
+batch (``explore_share``) runs TVM's genetic search once per batch-size of explored candidates,
+as often as EvolutionarySearch itself does, not once a batch.
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ class Exploration:
         self.error: str | None = None
         self.seconds = 0.0
         self._stale = 0
+        # Fresh candidates of the explorer's last call that no batch took yet.
+        self._kept: list[tuple[_tvm.MeasureCandidate, int]] = []
 
     def quota(self, in_batch: int = 0) -> int:
         """Trials the exploration may still take, ``in_batch`` of them already being issued."""
@@ -106,6 +111,14 @@ class Exploration:
         """
         quota = self.quota(in_batch)
         duplicates = 0
+        if quota > 0 and self._kept:
+            kept, self._kept = self._kept, []
+            fresh = [(c, h) for c, h in kept if not is_known(h)]
+            duplicates += len(kept) - len(fresh)
+            if fresh:
+                taken = min(count, quota)
+                self._kept = fresh[taken:]
+                return fresh[:taken], duplicates
         while quota > 0 and not self.spent:
             start = time.perf_counter()
             try:
@@ -129,7 +142,9 @@ class Exploration:
                 fresh.append((candidate, module_hash))
             if fresh:
                 self._stale = 0
-                return fresh[: min(count, quota)], duplicates
+                taken = min(count, quota)
+                self._kept = fresh[taken:]
+                return fresh[:taken], duplicates
             self._stale += 1
             if self._stale >= MAX_STALE_EXPLORATIONS:
                 self.spent = True
@@ -145,9 +160,18 @@ class Exploration:
         self.explorer.notify_runner_results(candidates, results)
         self.seconds += time.perf_counter() - start
 
-    def extend(self, trials: int) -> None:
-        """Allow ``trials`` more trials beyond what was taken (a return to exploration)."""
+    def grant(self, trials: int) -> None:
+        """Allow ``trials`` more trials beyond what was taken (a batch's share of exploration)."""
         self.cap = self.taken + trials
+
+    def extend(self, trials: int) -> None:
+        """Return to exploration for ``trials`` trials, from a fresh call of the explorer.
+
+        The candidates kept from an earlier call were chosen before everything measured since;
+        a return to exploration wants the explorer's view of now.
+        """
+        self._kept = []
+        self.grant(trials)
 
     def close(self) -> None:
         """End the explorer's task."""

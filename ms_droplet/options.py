@@ -71,6 +71,21 @@ OPTIONS: tuple[Option, ...] = (
         "a number in [0, 1]",
     ),
     Option(
+        "explore_share",
+        0.0,
+        "Share of every batch after the exploration phase that still goes to TVM's explorer "
+        "(rounded down; 0 descends only). An explored program faster than the descent's centre "
+        "becomes the start of a new descent at once, so that the descent can leave a basin "
+        "that its one-decision moves cannot: a better structure found by the explorer (other "
+        "compute locations together, another unrolling) is where descending pays. Measured "
+        "at 0.25 (benchmarks/RESULTS.md): two Relax models, two seeds, 1.015 of evolutionary "
+        "search at equal trials against 1.053 without it, but 0.76 of its tuning time on the "
+        "CNN against 0.57; six kernels, two seeds, 0.991 against 0.963 and 0.77 of its time "
+        "against 0.69. So it is off by default.",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0,
+        "a number in [0, 1)",
+    ),
+    Option(
         "on_converge",
         "restart",
         "What to do when a descent converges and budget remains: 'restart' from the next-best "

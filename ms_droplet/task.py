@@ -20,9 +20,10 @@
 user's database already knows about the task (:mod:`ms_droplet.adapters.database`), takes
 exploration batches from TVM's own search (:mod:`ms_droplet.exploration`) until the exploration
 cap, then batches from droplet descents over the best measured traces
-(:mod:`ms_droplet.descents`). Every candidate it issues is remembered with the phase that
-produced it, so that each runner result goes back to the candidate it belongs to, failures
-included, and lands in the provenance side file (:mod:`ms_droplet.adapters.provenance`).
+(:mod:`ms_droplet.descents`), with ``explore_share`` of each still from the explorer. Every
+candidate it issues is remembered with the phase that produced it, so that each runner result
+goes back to the candidate it belongs to, failures included, and lands in the provenance side
+file (:mod:`ms_droplet.adapters.provenance`).
 """
 
 from __future__ import annotations
@@ -163,6 +164,8 @@ class DropletTask:
         count = min(self.per_iter, budget_left)
         batch: list[InFlight] = []
         hashes: set[int] = set()
+        # Whether this batch's share of exploration (the explore_share option) was taken.
+        shared = False
         # Each pass fills the batch or changes phase, so a few passes always suffice. A batch
         # may mix the last exploration candidates with the first descent ones, so that batches
         # keep the size the scheduler asked for.
@@ -172,17 +175,8 @@ class DropletTask:
                 break
             if self.phase == EXPLORING:
                 in_batch = sum(1 for flight in batch if flight.phase == EXPLORE)
-                fresh, duplicates = self.exploration.propose(
-                    need, in_batch, lambda h: h in self.seen or h in hashes
-                )
-                if self.exploration.error:
-                    self.log(
-                        f"droplet: TVM's explorer failed, descending only: {self.exploration.error}"
-                    )
-                    self.exploration.error = None
-                self.stats.duplicates += duplicates
-                hashes.update(module_hash for _, module_hash in fresh)
-                batch += [InFlight(candidate, h, EXPLORE) for candidate, h in fresh]
+                fresh = self._explored(need, in_batch, hashes)
+                batch += fresh
                 if len(batch) < count and (
                     self.exploration.spent or self.exploration.quota(in_batch + len(fresh)) == 0
                 ):
@@ -190,6 +184,13 @@ class DropletTask:
                 elif len(batch) < count:
                     break
             else:
+                if not shared:
+                    shared = True
+                    if not any(flight.phase == EXPLORE for flight in batch):
+                        batch += self._explore_share(count, hashes)
+                    need = count - len(batch)
+                    if need <= 0:
+                        break
                 # With the control option, each batch that descends measures the centre again.
                 with_control = self.options["control"] and not any(f.proposal for f in batch)
                 proposals = self.descents.propose(
@@ -262,6 +263,8 @@ class DropletTask:
             )
         self.exploration.notify(explored_candidates, explored_results)
         self.provenance.write(provenance)
+        if self.phase == DESCENDING and explored_candidates and self.options["explore_share"]:
+            self._descend_from_explored()
         self._report_batch(in_flight, provenance)
 
     def close(self) -> None:
@@ -317,6 +320,41 @@ class DropletTask:
                 + f"; read in {load.seconds:.2f} s"
             )
         return known
+
+    def _explored(self, count: int, in_batch: int, hashes: set[int]) -> list[InFlight]:
+        """Up to ``count`` new candidates from TVM's explorer, added to ``hashes``."""
+        fresh, duplicates = self.exploration.propose(
+            count, in_batch, lambda h: h in self.seen or h in hashes
+        )
+        if self.exploration.error:
+            self.log(f"droplet: TVM's explorer failed, descending only: {self.exploration.error}")
+            self.exploration.error = None
+        self.stats.duplicates += duplicates
+        hashes.update(module_hash for _, module_hash in fresh)
+        return [InFlight(candidate, h, EXPLORE) for candidate, h in fresh]
+
+    def _explore_share(self, count: int, hashes: set[int]) -> list[InFlight]:
+        """The explorer's candidates for a descent batch (``explore_share`` of ``count``)."""
+        slots = math.floor(self.options["explore_share"] * count)
+        if slots <= 0 or self.exploration.spent:
+            return []
+        self.exploration.grant(slots)
+        return self._explored(slots, 0, hashes)
+
+    def _descend_from_explored(self) -> None:
+        """Start a descent from an explored program that beats every descent's centre."""
+        best = self.best()
+        if best is None or best.phase != EXPLORE:
+            return
+        centres = self.descents.centre_latencies()
+        threshold = 1.0 - self.options["min_improvement"]
+        if centres and best.latency >= threshold * min(centres):
+            return
+        if self.descents.start_from(best):
+            self.log(
+                f"droplet: the explorer found {best.latency * 1e6:.2f} us, faster than every "
+                f"descent's centre: descending from it"
+            )
 
     def _after_descent(self) -> bool:
         """Decide what follows when no descent can propose; ``False`` ends the task."""

@@ -134,6 +134,83 @@ def test_control_measures_the_centre_again_in_every_descent_batch():
     strategy.post_tuning()
 
 
+class _CountingExplorer:
+    """TVM's explorer, counting how often its genetic search is asked for a batch."""
+
+    def __init__(self, explorer):
+        self.explorer, self.calls = explorer, 0
+
+    def generate_measure_candidates(self):
+        self.calls += 1
+        return self.explorer.generate_measure_candidates()
+
+    def __getattr__(self, name):
+        return getattr(self.explorer, name)
+
+
+def _drive_with_phases(strategy, spaces, max_trials, per_iter, latency):
+    """Run the task as the scheduler does; the phases of every batch, and the explorer."""
+    strategy.pre_tuning(
+        max_trials,
+        per_iter,
+        spaces,
+        ms.database.MemoryDatabase(),
+        ms.cost_model.RandomModel(seed=1),
+    )
+    task = strategy.task
+    explorer = task.exploration.explorer = _CountingExplorer(task.exploration.explorer)
+    phases = []
+    candidates = strategy.generate_measure_candidates()
+    while candidates is not None:
+        flights = list(task.in_flight)
+        phases.append([flight.phase for flight in flights])
+        results = [
+            ms.runner.RunnerResult(run_secs=[latency(c, f.phase)] * 2, error_msg=None)
+            for c, f in zip(candidates, flights)
+        ]
+        strategy.notify_runner_results(candidates, results)
+        candidates = strategy.generate_measure_candidates()
+    return phases, explorer
+
+
+def test_explore_share_keeps_the_explorer_in_every_descent_batch():
+    strategy, _, spaces = _evolutionary_setup(explore_share=0.25)
+    phases, explorer = _drive_with_phases(
+        strategy, spaces, 64, 8, lambda candidate, phase: tile_latency(candidate)
+    )
+    task = strategy.task
+    # Two batches of exploration (explore_trials=16), then 2 of every 8 from the explorer.
+    assert [p.count("explore") for p in phases] == [8, 8, 2, 2, 2, 2, 2, 2]
+    assert task.stats.explored == 28 and task.stats.descended == 36
+    # One genetic search a batch-size of explored candidates, as EvolutionarySearch itself
+    # runs: 28 explored candidates took 4 calls, not one per batch (8).
+    assert explorer.calls == 4
+    # No program twice.
+    assert len(task.seen) == 64
+    strategy.post_tuning()
+
+
+def test_an_explored_program_faster_than_the_centre_starts_a_descent():
+    strategy, _, spaces = _evolutionary_setup(explore_share=0.25)
+    fast = 1e-5  # far below anything tile_latency gives (>= 1 ms)
+
+    def latency(candidate, phase):
+        # The explorer's candidates in the first mixed batch are the fastest programs.
+        if phase == "explore" and strategy.task.descents.descents:
+            return fast
+        return tile_latency(candidate)
+
+    phases, _ = _drive_with_phases(strategy, spaces, 40, 8, latency)
+    task = strategy.task
+    assert phases[2].count("explore") == 2
+    assert task.stats.descents_started >= 2
+    active = task.descents.active
+    # The descent that ran last started from an explored program, not from the first centre.
+    assert active.droplet.centre_latency == pytest.approx(fast)
+    assert active.phase == "restart"
+    strategy.post_tuning()
+
+
 def test_seeded_runs_propose_the_same_candidates():
     def proposals():
         strategy, _, spaces = _evolutionary_setup(seed=42)
