@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 from .e2e import SCHEDULERS
-from .environment import environment
+from .environment import environment, tuned_commit
 from .profiles import add_profile_arguments, profile_from_args
 from .tuning_runs import plan, prepare, remeasure_in_child, run_all
 
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "remeasured": latencies,
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    document = json.dumps(summary_document(report, profile.seeds), indent=1) + "\n"
+    document = summary_document(report, profile.seeds, tuned_commit(runs))
+    document = json.dumps(document, indent=1) + "\n"
     (out / f"{args.profile}-summary.json").write_text(document)
     if args.summary:
         args.summary.parent.mkdir(parents=True, exist_ok=True)

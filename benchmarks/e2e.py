@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .environment import measured_commit, tuned_commit
 from .models import get_model, tuning_module
 from .tuning_runs import log_seconds
 
@@ -187,6 +188,7 @@ def execute(spec: ModelRunSpec, out_dir: Path, target: Any) -> dict:
         "spec": {**spec.__dict__, "options": dict(spec.options)},
         "run_id": spec.run_id,
         "variant": spec.variant,
+        "commit": measured_commit(),
         "work_dir": str(work_dir),
         "tuning_seconds": seconds,
         "droplet_own_seconds": log_seconds(work_dir, r"droplet's own time ([0-9.]+) s"),
@@ -247,6 +249,7 @@ def derive_prefix(spec: ModelRunSpec, longer: dict, out_dir: Path) -> dict:
         "spec": {**spec.__dict__, "options": dict(spec.options)},
         "run_id": spec.run_id,
         "variant": spec.variant,
+        "commit": longer.get("commit"),
         "work_dir": str(work_dir),
         "tuning_seconds": curve[-1][2] if curve else 0.0,
         "droplet_own_seconds": None,
@@ -367,7 +370,7 @@ def main(args: Any) -> int:
     )
     remeasured = json.loads((out / "remeasure.json").read_text())
     report = figures(runs, remeasured, k)
-    document = summary(report, list(seeds))
+    document = summary(report, list(seeds), tuned_commit(runs))
     results = {
         "environment": environment(),
         "model": dataclasses.asdict(model) | {"build": None},

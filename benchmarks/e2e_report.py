@@ -26,7 +26,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .environment import measured_commit
 from .report import geomean
 
 
@@ -84,8 +83,14 @@ def figures(runs: list[dict], remeasured: dict[str, dict], k: int) -> dict[str, 
     return report
 
 
-def summary(report: dict, seeds: list[int], variant: str = "droplet") -> dict[str, Any]:
-    """The ``e2e-summary.json`` document: the default droplet's geometric means per model."""
+def summary(
+    report: dict, seeds: list[int], commit: str, variant: str = "droplet"
+) -> dict[str, Any]:
+    """The ``e2e-summary.json`` document: the default droplet's geometric means per model.
+
+    ``commit`` is the commit of ``ms_droplet/`` the droplet runs were tuned with
+    (:func:`~benchmarks.environment.tuned_commit`).
+    """
     models = {}
     for model, variants in report.items():
         means = variants.get(variant, {}).get("geomean")
@@ -95,7 +100,7 @@ def summary(report: dict, seeds: list[int], variant: str = "droplet") -> dict[st
                 "droplet_over_evolutionary_3N": means["droplet_over_evolutionary_kN"],
                 "wall_over_evolutionary_N": means["wall_over_evolutionary_N"],
             }
-    return {"commit": measured_commit(), "seeds": seeds, "models": models}
+    return {"commit": commit, "seeds": seeds, "models": models}
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:

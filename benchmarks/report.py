@@ -107,13 +107,13 @@ def figures(
     return {"workloads": per_workload, "geomean": summary}
 
 
-def summary_document(report: dict, seeds: list[int]) -> dict:
+def summary_document(report: dict, seeds: list[int], commit: str) -> dict:
     """The ``<profile>-summary.json`` document: the figures a goal is judged by.
 
-    ``commit`` is the last commit of ``ms_droplet/`` (``+dirty`` if edited), so a later change
-    to the strategy visibly outdates the figures.
+    ``commit`` is the commit of ``ms_droplet/`` the droplet runs were tuned with
+    (:func:`~benchmarks.environment.tuned_commit`), so a later change to the strategy visibly
+    outdates the figures.
     """
-    from .environment import measured_commit
 
     def figures_of(row: dict) -> dict:
         overhead = row.get("overhead")
@@ -125,7 +125,7 @@ def summary_document(report: dict, seeds: list[int]) -> dict:
         }
 
     return {
-        "commit": measured_commit(),
+        "commit": commit,
         "seeds": seeds,
         "geomean": figures_of(report["geomean"]),
         "workloads": {name: figures_of(row) for name, row in report["workloads"].items()},

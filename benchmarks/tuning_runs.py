@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .environment import measured_commit
+
 METHODS = ("droplet", "evolutionary", "postopt")
 
 
@@ -211,6 +213,7 @@ def execute(spec: RunSpec, out_dir: Path, target: Any) -> dict:
         "spec": {**spec.__dict__, "options": dict(spec.options)},
         "run_id": spec.run_id,
         "resolved_options": resolved_options(spec),
+        "commit": measured_commit(),
         "work_dir": str(work_dir),
         "tuning_seconds": seconds,
         "curve": recorder.curve,

@@ -146,6 +146,8 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
     # The summary a goal is judged by: the commit of ms_droplet/ and the report's figures.
     summary = json.loads((out / "tiny-summary.json").read_text())
     assert len(summary["commit"]) >= 40 and summary["seeds"] == results["profile"]["seeds"]
+    tuned = {run["commit"] for run in results["runs"] if run["spec"]["method"] == "droplet"}
+    assert tuned == {summary["commit"]}
     assert set(summary["geomean"]) == {"equal_budget", "budget", "wall", "overhead_pct"}
     figures = summary["workloads"]["GMM:0"]
     assert figures["equal_budget"] == pytest.approx(row["equal_budget_ratio"])

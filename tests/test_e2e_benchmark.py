@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.e2e_report import figures, summary
+from benchmarks.environment import tuned_commit
 from ms_droplet.adapters.provenance import PROVENANCE_FILE, read_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +74,8 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     # The summary: the commit of ms_droplet/ and the three ratios, from the same figures.
     document = json.loads((out / "e2e-summary.json").read_text())
     assert document["seeds"] == [0] and len(document["commit"]) >= 40
+    # The commit the droplet run was tuned with, as the run recorded it.
+    assert document["commit"] == droplet["commit"]
     ratios = document["models"]["tiny"]
     assert set(ratios) == {
         "droplet_over_evolutionary_N",
@@ -119,7 +122,8 @@ def test_model_ratios_pair_runs_of_the_same_seed():
     assert default["seeds"][0]["droplet_own_pct"] == pytest.approx(10.0)
     stop = report["m"]["droplet on_converge=stop"]
     assert stop["geomean"]["droplet_over_evolutionary_N"] == pytest.approx(1.2)
-    document = summary(report, [0, 1])
+    document = summary(report, [0, 1], "c" * 40)
+    assert document["commit"] == "c" * 40
     assert document["models"]["m"] == pytest.approx(
         {
             "droplet_over_evolutionary_N": 0.9,
@@ -127,6 +131,19 @@ def test_model_ratios_pair_runs_of_the_same_seed():
             "wall_over_evolutionary_N": 0.5,
         }
     )
+
+
+def test_a_summary_names_the_commit_its_runs_were_tuned_with():
+    def run(method, commit):
+        return {"spec": {"method": method}, **({"commit": commit} if commit else {})}
+
+    assert tuned_commit([run("droplet", "a" * 40), run("evolutionary", "b" * 40)]) == "a" * 40
+    # Resumed runs tuned on two commits: both, so that neither passes for the other.
+    runs = [run("droplet", "b" * 40), run("droplet", "a" * 40), run("droplet", "a" * 40)]
+    assert tuned_commit(runs) == f"{'a' * 40}, {'b' * 40}"
+    # Runs tuned before runs recorded their commit.
+    assert tuned_commit([run("droplet", None)]) == "unknown"
+    assert tuned_commit([run("evolutionary", "b" * 40)]) == "unknown"
 
 
 def test_models_build_and_name_what_is_missing():
