@@ -87,7 +87,8 @@ def plan(
             variant = tuple(sorted(options.items()))
             specs.append(ModelRunSpec(model, "droplet", trials, seed, per_iter, scheduler, variant))
         specs.append(ModelRunSpec(model, "evolutionary", trials, seed, per_iter, scheduler))
-        specs.append(ModelRunSpec(model, "evolutionary", k * trials, seed, per_iter, scheduler))
+        if k != 1:  # with k = 1 the run at k*N is the run at N
+            specs.append(ModelRunSpec(model, "evolutionary", k * trials, seed, per_iter, scheduler))
     return specs
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.e2e import plan
 from benchmarks.e2e_report import figures, summary
 from benchmarks.environment import tuned_commit
 from ms_droplet.adapters.provenance import PROVENANCE_FILE, read_provenance
@@ -131,6 +132,23 @@ def test_model_ratios_pair_runs_of_the_same_seed():
             "wall_over_evolutionary_N": 0.5,
         }
     )
+
+
+def test_plan_pairs_every_seed_and_tunes_each_run_once():
+    specs = plan("cnn", 256, 3, (0, 1), 16, "gradient", [{}, {"explore_share": 0.25}])
+    assert [(s.seed, s.variant, s.trials) for s in specs[:4]] == [
+        (0, "droplet", 256),
+        (0, "droplet explore_share=0.25", 256),
+        (0, "evolutionary", 256),
+        (0, "evolutionary", 768),
+    ]
+    assert len(specs) == 8 and len({s.run_id for s in specs}) == 8
+    # k = 1: evolutionary search at N is the run at k*N, listed (and tuned) once.
+    specs = plan("cnn", 256, 1, (0,), 16, "round-robin", [{}])
+    assert [s.run_id for s in specs] == [
+        "cnn__droplet__N256__s0__round-robin",
+        "cnn__evolutionary__N256__s0__round-robin",
+    ]
 
 
 def test_a_summary_names_the_commit_its_runs_were_tuned_with():
