@@ -46,16 +46,21 @@ def environment() -> dict:
     }
 
 
-def tuned_commit(runs: list[dict], method: str = "droplet") -> str:
-    """The commit of ``ms_droplet/`` that ``method``'s runs were tuned with, as they recorded it.
+def tuned_commit(runs: list[dict], variant: str = "droplet") -> str:
+    """The commit of ``ms_droplet/`` that ``variant``'s runs were tuned with, as they recorded it.
 
     A summary may be written long after its runs were tuned (a benchmark resumes finished runs),
-    so the commit comes from the runs, not from the checkout that writes the summary. Runs tuned
-    on different commits give them all, comma-separated; runs that recorded none (tuned before
-    runs recorded it) give ``"unknown"``.
+    so the commit comes from the runs, not from the checkout that writes the summary. A run's
+    variant is its method with its options (end to end), or its method (per kernel, one droplet
+    per profile). Runs tuned on different commits give them all, comma-separated; runs that
+    recorded none (tuned before runs recorded it) give ``"unknown"``.
     """
     commits = sorted(
-        {run.get("commit") or "unknown" for run in runs if run["spec"]["method"] == method}
+        {
+            run.get("commit") or "unknown"
+            for run in runs
+            if run.get("variant", run["spec"]["method"]) == variant
+        }
     )
     return ", ".join(commits) if commits else "unknown"
 

@@ -159,6 +159,9 @@ def test_a_summary_names_the_commit_its_runs_were_tuned_with():
     # Resumed runs tuned on two commits: both, so that neither passes for the other.
     runs = [run("droplet", "b" * 40), run("droplet", "a" * 40), run("droplet", "a" * 40)]
     assert tuned_commit(runs) == f"{'a' * 40}, {'b' * 40}"
+    # End to end, a droplet variant's runs are not the default droplet's.
+    variant = {**run("droplet", "d" * 40), "variant": "droplet explore_share=0.25"}
+    assert tuned_commit([{**run("droplet", "a" * 40), "variant": "droplet"}, variant]) == "a" * 40
     # Runs tuned before runs recorded their commit.
     assert tuned_commit([run("droplet", None)]) == "unknown"
     assert tuned_commit([run("evolutionary", "b" * 40)]) == "unknown"
