@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the table; write results.json and curves.png."""
     args = _parser().parse_args(argv)
     if args.model:
+        if args.target not in (None, "host") or args.time_limit is not None:
+            print(
+                "error: --target and --time-limit are per-kernel options, not --model's",
+                file=sys.stderr,
+            )
+            return 2
         from .e2e import main as model_main
 
         try:
@@ -109,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "bench_out" / args.profile
     out.mkdir(parents=True, exist_ok=True)
 
-    target = prepare(profile.workloads)
+    try:
+        target = prepare(profile.workloads, profile.target)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     from ms_droplet.cli import _parse_option
     from ms_droplet.options import resolve_options
@@ -117,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     droplet_options = dict(_parse_option(text) for text in args.droplet_option)
     resolve_options(droplet_options)  # a bad option fails now
-    runs = run_all(plan(profile, droplet_options), out, target)
+    runs = run_all(plan(profile, droplet_options), out, target, args.time_limit)
     latencies = remeasure_in_child(out, profile.remeasure_rounds)
 
     from .plot import plot

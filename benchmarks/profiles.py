@@ -44,6 +44,9 @@ class Profile:
         Also run TVM's built-in ``post_optimization`` droplet post-pass at B trials in total.
     remeasure_rounds : int
         Interleaved rounds of the final re-measurement.
+    target : str
+        ``"host"`` (this CPU, ``mcpu`` from LLVM) or ``"cuda"`` (GPU 0, its architecture and
+        limits read from the device).
     """
 
     workloads: tuple[str, ...]
@@ -53,6 +56,7 @@ class Profile:
     per_iter: int = 32
     postopt: bool = True
     remeasure_rounds: int = 10
+    target: str = "host"
     notes: str = field(default="", compare=False)
 
 
@@ -61,6 +65,8 @@ class Profile:
 STANDARD_SUITE = ("GMM:2", "C2D:1", "DEP:0", "C1D:0", "CBR:1", "NRM:1")
 FULL_SUITE = ("GMM:2", "GMM:3", "C2D:1", "C2D:2", "DEP:0", "C1D:0", "CBR:1", "NRM:1")
 
+TARGETS = ("host", "cuda")
+
 PROFILES = {
     # Proves the harness end to end in seconds of tuning; what CI runs.
     "tiny": Profile(("GMM:0",), budget=4, k=2, per_iter=4, postopt=False, remeasure_rounds=2),
@@ -68,6 +74,8 @@ PROFILES = {
     "quick": Profile(("GMM:0", "NRM:0"), budget=16, k=2, per_iter=8, remeasure_rounds=3),
     # Six workloads, B=128, k=4: under two hours on 2 cores.
     "standard": Profile(STANDARD_SUITE, budget=128, k=4, per_iter=32),
+    # GEMM and conv2d on GPU 0: the CUDA comparison, sized for minutes of a lent GPU.
+    "cuda": Profile(("GMM:2", "C2D:1"), budget=64, k=4, seeds=(0, 1), postopt=False, target="cuda"),
     # The published protocol's scale, for larger machines.
     "full": Profile(FULL_SUITE, budget=300, k=10, seeds=(0, 1, 2), per_iter=64),
 }
@@ -81,13 +89,23 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--per-iter", type=int, dest="per_iter")
     parser.add_argument("--out", type=Path, help="output folder (default bench_out/<profile>)")
+    parser.add_argument(
+        "--target", choices=TARGETS, help="where to tune and measure (default: the profile's)"
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="start no tuning run after this many seconds; report the runs done (a later call "
+        "with the same --out resumes)",
+    )
 
 
 def profile_from_args(args: argparse.Namespace) -> Profile:
     """The chosen profile with the command line's overrides applied."""
     overrides = {
         name: getattr(args, name)
-        for name in ("budget", "per_iter")
+        for name in ("budget", "per_iter", "target")
         if getattr(args, name) is not None
     }
     if args.workloads:

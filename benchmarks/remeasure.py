@@ -52,26 +52,29 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
     from ms_droplet.job import _run_tir, host_target
     from ms_droplet.workloads import parse_workload, random_inputs
 
-    target = host_target()
-    dev = tvm.cpu()
     entries = {}
     for path in sorted((out_dir / "runs").glob("*/run.json")):
         run = json.loads(path.read_text())
         workload = parse_workload(run["spec"]["workload"])
+        # Runs recorded their target from the CUDA comparison on; earlier ones tuned the host.
+        target = tvm.target.Target(run["target"]) if "target" in run else host_target()
+        on_gpu = target.kind.name == "cuda"
+        dev = tvm.cuda(0) if on_gpu else tvm.cpu()
         database = ms.database.JSONDatabase(work_dir=run["work_dir"])
         sch = ms.tir_integration.compile_tir(database, workload.mod, target)
         if sch is None:
             entries[run["run_id"]] = {"error": "no valid schedule in the database"}
             continue
         executable = tvm.compile(sch.mod, target=target)
-        _, args = _run_tir(executable, workload, random_inputs(workload))
+        _, args = _run_tir(executable, workload, random_inputs(workload), dev)
         timer = executable.jit().time_evaluator(
             "main", dev, number=1, repeat=_REPEATS_PER_ROUND, min_repeat_ms=50
         )
         entries[run["run_id"]] = {"timer": lambda t=timer, a=args: t(*a).results, "samples": []}
         shape = gemm_shape(run["spec"]["workload"])
         reference = numpy_key(run["spec"]["workload"])
-        if shape is not None and reference not in entries:
+        # numpy's GEMM is a reference for a CPU kernel, not for a GPU's.
+        if shape is not None and not on_gpu and reference not in entries:
             timer = gemm_timer(*shape, repeats=_REPEATS_PER_ROUND)
             entries[reference] = {"timer": timer, "samples": []}
     for _ in range(rounds):

@@ -60,41 +60,94 @@ class RunSpec:
 
 
 def plan(profile: Any, droplet_options: dict | None = None) -> list[RunSpec]:
-    """Every run a profile asks for, interleaving methods so partial results stay comparable."""
-    specs = []
+    """Every run a profile asks for: the equal-budget runs of every workload first.
+
+    Droplet and evolutionary search at B (and the post-pass) come before the k*B runs, so a
+    benchmark cut short (``--time-limit``, Ctrl-C) holds whole equal-budget comparisons.
+    """
     options = tuple(sorted((droplet_options or {}).items()))
+    at_budget, at_k_budget = [], []
     for workload in profile.workloads:
         for seed in profile.seeds:
             B, kB = profile.budget, profile.budget * profile.k
-            specs.append(RunSpec(workload, "droplet", B, seed, profile.per_iter, options))
-            specs.append(RunSpec(workload, "evolutionary", B, seed, profile.per_iter))
-            specs.append(RunSpec(workload, "evolutionary", kB, seed, profile.per_iter))
+            at_budget.append(RunSpec(workload, "droplet", B, seed, profile.per_iter, options))
+            at_budget.append(RunSpec(workload, "evolutionary", B, seed, profile.per_iter))
             if profile.postopt:
-                specs.append(RunSpec(workload, "postopt", B, seed, profile.per_iter))
-    return specs
+                at_budget.append(RunSpec(workload, "postopt", B, seed, profile.per_iter))
+            at_k_budget.append(RunSpec(workload, "evolutionary", kB, seed, profile.per_iter))
+    return at_budget + at_k_budget
 
 
-def prepare(workloads: tuple[str, ...]) -> Any:
-    """Check the workload names and load TVM's tensor intrinsics; return the host target."""
+def prepare(workloads: tuple[str, ...], target: str = "host") -> Any:
+    """Check the workload names and load TVM's tensor intrinsics; return the TVM target.
+
+    Parameters
+    ----------
+    workloads : Tuple[str, ...]
+        ``NAME:INDEX`` entries.
+    target : str
+        ``"host"`` or ``"cuda"`` (:data:`~benchmarks.profiles.TARGETS`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown workload, or ``"cuda"`` where TVM sees no CUDA GPU.
+    """
     from ms_droplet.job import host_target
     from ms_droplet.workloads import parse_workload
 
     for workload in workloads:
         parse_workload(workload)  # a bad name fails now, not an hour in
+    if target == "cuda":
+        tuning_target = cuda_target()
+    elif target == "host":
+        tuning_target = host_target()
+    else:
+        raise ValueError(f"unknown benchmark target '{target}': host or cuda")
     # TVM parses every tensor intrinsic on the first TuneContext of a process (~20 s on 2
     # cores); pay it here so that it lands in no run's tuning time.
     import tvm.s_tir.tensor_intrin  # noqa: F401
 
-    return host_target()
+    return tuning_target
 
 
-def run_all(specs: list[RunSpec], out_dir: Path, target: Any) -> list[dict]:
-    """Tune every spec whose run.json is missing; the records of all of them, in order."""
+def cuda_target() -> Any:
+    """GPU 0 as a CUDA target, its architecture and thread limits read from the device.
+
+    Raises
+    ------
+    ValueError
+        Where TVM sees no CUDA GPU (no driver, no device, or a TVM built without CUDA).
+    """
+    import tvm
+
+    try:
+        present = bool(tvm.cuda(0).exist)
+    except Exception:  # a TVM built without CUDA raises instead of answering
+        present = False
+    if not present:
+        raise ValueError("--target cuda: TVM sees no CUDA GPU on this machine")
+    return tvm.target.Target.from_device(tvm.cuda(0))
+
+
+def run_all(
+    specs: list[RunSpec], out_dir: Path, target: Any, time_limit: float | None = None
+) -> list[dict]:
+    """Tune every spec whose run.json is missing; the records of the runs done, in order.
+
+    With ``time_limit``, no run starts once that many seconds have passed since the call: the
+    runs not started are left out of the result (their run.json stays missing, so a later call
+    with the same ``out_dir`` tunes them).
+    """
     runs = []
+    start = time.perf_counter()
     for index, spec in enumerate(specs, 1):
         done = load_run(out_dir, spec)
         if done is not None:
             print(f"[{index}/{len(specs)}] {spec.run_id}: done before, kept", flush=True)
+        elif time_limit is not None and time.perf_counter() - start >= time_limit:
+            print(f"[{index}/{len(specs)}] {spec.run_id}: not started (time limit)", flush=True)
+            continue
         else:
             print(f"[{index}/{len(specs)}] {spec.run_id}: tuning", flush=True)
             done = execute(spec, out_dir, target)
@@ -214,6 +267,7 @@ def execute(spec: RunSpec, out_dir: Path, target: Any) -> dict:
         "run_id": spec.run_id,
         "resolved_options": resolved_options(spec),
         "commit": measured_commit(),
+        "target": json.loads(str(target)),
         "work_dir": str(work_dir),
         "tuning_seconds": seconds,
         "curve": recorder.curve,

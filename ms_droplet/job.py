@@ -205,10 +205,12 @@ def _reference_output(workload: Workload, inputs: list[np.ndarray], target: Any)
     return _run_tir(untuned, workload, inputs)[0]
 
 
-def _run_tir(executable: Any, workload: Workload, inputs: list[np.ndarray]) -> tuple:
+def _run_tir(
+    executable: Any, workload: Workload, inputs: list[np.ndarray], dev: Any = None
+) -> tuple:
     import tvm
 
-    dev = tvm.cpu()
+    dev = dev if dev is not None else tvm.cpu()
     shape, dtype = output_shape(workload)
     args = [tvm.runtime.tensor(x, dev) for x in inputs]
     out = tvm.runtime.tensor(np.zeros(shape, dtype), dev)

@@ -7,9 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.profiles import PROFILES
 from benchmarks.report import figures, geomean, trials_to_match
 from benchmarks.sweep import parse_variant, summarise, table
-from benchmarks.tuning_runs import RunSpec, load_run, resolved_options, run_path
+from benchmarks.tuning_runs import (
+    RunSpec,
+    cuda_target,
+    load_run,
+    plan,
+    prepare,
+    resolved_options,
+    run_all,
+    run_path,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,6 +124,48 @@ def test_a_droplet_run_tuned_under_other_defaults_is_not_resumed(tmp_path):
         load_run(tmp_path, spec)
 
 
+def test_plan_puts_every_equal_budget_comparison_before_the_long_runs(tmp_path):
+    specs = plan(PROFILES["cuda"])
+    order = [(s.workload, s.method, s.budget, s.seed) for s in specs]
+    assert order == [
+        ("GMM:2", "droplet", 64, 0),
+        ("GMM:2", "evolutionary", 64, 0),
+        ("GMM:2", "droplet", 64, 1),
+        ("GMM:2", "evolutionary", 64, 1),
+        ("C2D:1", "droplet", 64, 0),
+        ("C2D:1", "evolutionary", 64, 0),
+        ("C2D:1", "droplet", 64, 1),
+        ("C2D:1", "evolutionary", 64, 1),
+        ("GMM:2", "evolutionary", 256, 0),
+        ("GMM:2", "evolutionary", 256, 1),
+        ("C2D:1", "evolutionary", 256, 0),
+        ("C2D:1", "evolutionary", 256, 1),
+    ]
+    # Past the time limit no run starts: the finished one is reported, the others left to a
+    # later call (no run.json written, no target needed).
+    done = {"run_id": specs[0].run_id, "resolved_options": resolved_options(specs[0])}
+    run_path(tmp_path, specs[0]).mkdir(parents=True)
+    (run_path(tmp_path, specs[0]) / "run.json").write_text(json.dumps(done))
+    assert run_all(specs, tmp_path, target=None, time_limit=0.0) == [done]
+    assert load_run(tmp_path, specs[1]) is None
+
+
+def _has_cuda_gpu() -> bool:
+    try:
+        cuda_target()
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_has_cuda_gpu(), reason="checks the message of a machine without a GPU")
+def test_cuda_target_without_a_gpu_says_so():
+    with pytest.raises(ValueError, match="--target cuda: TVM sees no CUDA GPU"):
+        prepare(("GMM:2",), "cuda")
+    with pytest.raises(ValueError, match="unknown benchmark target 'rocm'"):
+        prepare(("GMM:2",), "rocm")
+
+
 def run_tiny_profile(out):
     return subprocess.run(
         [sys.executable, "-m", "benchmarks", "--profile", "tiny", "--out", str(out)],
@@ -136,6 +188,7 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
         curve = results["curves"][run["run_id"]]
         assert curve and curve[-1][0] == run["spec"]["budget"]
         assert results["remeasured"][run["run_id"]]["latency_s"] > 0
+        assert run["target"]["kind"] == "llvm" and run["target"]["mcpu"]  # what remeasure builds
     row = results["report"]["workloads"]["GMM:0"]
     for name in ("equal_budget_ratio", "budget_ratio", "wall_ratio", "overhead", "numpy_fraction"):
         assert row[name] is not None and row[name] > 0, name
