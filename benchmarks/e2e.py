@@ -371,7 +371,7 @@ def main(args: Any) -> int:
     )
     remeasured = json.loads((out / "remeasure.json").read_text())
     report = figures(runs, remeasured, k)
-    document = summary(report, list(seeds), tuned_commit(runs))
+    document = summary(report, list(seeds), tuned_commit(runs), k=k)
     results = {
         "environment": environment(),
         "model": dataclasses.asdict(model) | {"build": None},

@@ -35,7 +35,7 @@ def run_model_benchmark(out):
     return subprocess.run(
         [
             *(sys.executable, "-m", "benchmarks", "--model", "tiny"),
-            *("--scheduler", "round-robin", "--rounds", "2", "--out", str(out)),
+            *("--scheduler", "round-robin", "--rounds", "2", "--k", "2", "--out", str(out)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -51,16 +51,16 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     runs = {run["variant"] + f" {run['spec']['trials']}": run for run in results["runs"]}
-    assert set(runs) == {"droplet 16", "evolutionary 16", "evolutionary 48"}
+    assert set(runs) == {"droplet 16", "evolutionary 16", "evolutionary 32"}
     # Every compiled model computes what the untuned build computes.
     assert all(entry["outputs_match"] for entry in results["remeasured"].values())
     assert all(entry["latency_s"] > 0 for entry in results["remeasured"].values())
-    # Evolutionary search at N is its run at 3N stopped after N trials.
+    # Evolutionary search at N is its run at k*N (here 2N) stopped after N trials.
     prefix = runs["evolutionary 16"]
-    assert prefix["derived_from"] == runs["evolutionary 48"]["run_id"]
+    assert prefix["derived_from"] == runs["evolutionary 32"]["run_id"]
     records = Path(prefix["work_dir"], "database_tuning_record.json").read_text().splitlines()
     assert len(records) == 16 and sum(task["trials"] for task in prefix["tasks"]) == 16
-    assert 0 < prefix["tuning_seconds"] < runs["evolutionary 48"]["tuning_seconds"]
+    assert 0 < prefix["tuning_seconds"] < runs["evolutionary 32"]["tuning_seconds"]
     # The per-task table: round-robin gives each of the two tasks two batches of 4.
     droplet = runs["droplet 16"]
     assert [task["trials"] for task in droplet["tasks"]] == [8, 8]
@@ -80,7 +80,7 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     ratios = document["models"]["tiny"]
     assert set(ratios) == {
         "droplet_over_evolutionary_N",
-        "droplet_over_evolutionary_3N",
+        "droplet_over_evolutionary_2N",
         "wall_over_evolutionary_N",
     }
     assert all(value > 0 for value in ratios.values())
