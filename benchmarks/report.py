@@ -25,7 +25,9 @@ Per workload (geometric mean over seeds) and over all workloads (geometric mean)
   measured while tuning, or None when it never did;
 * ``wall_ratio``: droplet's tuning seconds / evolutionary's at k*B;
 * ``gflops`` of every method, and for GEMM the fraction of numpy's GFLOP/s;
-* ``overhead``: DropletSearch's own seconds / droplet's tuning seconds.
+* ``overhead``: DropletSearch's own seconds / droplet's tuning seconds;
+* ``remeasured_over_recorded``: droplet's best program re-measured / the best latency its
+  database recorded while tuning (above 1: the record a user gets was a lucky measurement).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ RATIOS = (
     "wall_ratio",
     "overhead",
     "numpy_fraction",
+    "remeasured_over_recorded",
 )
 
 
@@ -97,6 +100,8 @@ def figures(
             if droplet and evo_kb and droplet["curve"]:
                 row["trials_to_match"] = trials_to_match(evo_kb["curve"], droplet["curve"][-1][1])
                 row["wall_ratio"] = droplet["tuning_seconds"] / evo_kb["tuning_seconds"]
+            if droplet and droplet["curve"] and latency.get("droplet"):
+                row["remeasured_over_recorded"] = latency["droplet"] / droplet["curve"][-1][1]
             if droplet and droplet.get("droplet_own_seconds") is not None:
                 row["overhead"] = droplet["droplet_own_seconds"] / droplet["tuning_seconds"]
             if workload in numpy_gflops and row["gflops"].get("droplet"):
@@ -122,6 +127,7 @@ def summary_document(report: dict, seeds: list[int], commit: str) -> dict:
             "budget": row.get("budget_ratio"),
             "wall": row.get("wall_ratio"),
             "overhead_pct": None if overhead is None else 100.0 * overhead,
+            "remeasured_over_recorded": row.get("remeasured_over_recorded"),
         }
 
     return {
@@ -168,7 +174,7 @@ def table(report: dict, budget: int, k: int) -> str:
     lines = [
         f"{'workload':<8} {'drop us':>9} {'evo@B us':>9} {f'evo@{k}B us':>10} {'post us':>9} "
         f"{'eq ratio':>8} {'bud ratio':>9} {'post rat':>8} {'match':>7} {'wall':>6} "
-        f"{'GFLOP/s':>8} {'np frac':>7} {'ovh %':>6}"
+        f"{'GFLOP/s':>8} {'np frac':>7} {'ovh %':>6} {'re/rec':>6}"
     ]
     for workload, w in report["workloads"].items():
         lat, gf = w["latency_us"], w["gflops"]
@@ -181,13 +187,15 @@ def table(report: dict, budget: int, k: int) -> str:
             f"{fmt(w['equal_budget_ratio']):>8} {fmt(w['budget_ratio']):>9} "
             f"{fmt(w['postopt_ratio']):>8} {match_text:>7} {fmt(w['wall_ratio'], '.2f'):>6} "
             f"{fmt(gf.get('droplet'), '.1f'):>8} {fmt(w['numpy_fraction'], '.2f'):>7} "
-            f"{fmt(w['overhead'] and 100 * w['overhead'], '.2f'):>6}"
+            f"{fmt(w['overhead'] and 100 * w['overhead'], '.2f'):>6} "
+            f"{fmt(w['remeasured_over_recorded']):>6}"
         )
     g = report["geomean"]
     lines.append(
         f"{'geomean':<8} {'':>9} {'':>9} {'':>10} {'':>9} {fmt(g['equal_budget_ratio']):>8} "
         f"{fmt(g['budget_ratio']):>9} {fmt(g['postopt_ratio']):>8} {'':>7} "
         f"{fmt(g['wall_ratio'], '.2f'):>6} {'':>8} {fmt(g['numpy_fraction'], '.2f'):>7} "
-        f"{fmt(g['overhead'] and 100 * g['overhead'], '.2f'):>6}"
+        f"{fmt(g['overhead'] and 100 * g['overhead'], '.2f'):>6} "
+        f"{fmt(g['remeasured_over_recorded']):>6}"
     )
     return "\n".join(lines)

@@ -50,6 +50,7 @@ def test_report_figures_on_known_numbers():
     assert row["overhead"] == pytest.approx(0.02)
     assert row["gflops"]["droplet"] == pytest.approx(4.0)
     assert row["numpy_fraction"] == pytest.approx(0.5)
+    assert row["remeasured_over_recorded"] == pytest.approx(1.0)  # 1 ms recorded, 1 ms again
     assert report["geomean"]["equal_budget_ratio"] == pytest.approx(0.5)
     assert trials_to_match([(8, 2e-3, 0)], 1e-3) is None
     assert geomean([2.0, 8.0]) == pytest.approx(4.0) and geomean([None]) is None
@@ -201,7 +202,13 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
     assert len(summary["commit"]) >= 40 and summary["seeds"] == results["profile"]["seeds"]
     tuned = {run["commit"] for run in results["runs"] if run["spec"]["method"] == "droplet"}
     assert tuned == {summary["commit"]}
-    assert set(summary["geomean"]) == {"equal_budget", "budget", "wall", "overhead_pct"}
+    assert set(summary["geomean"]) == {
+        "equal_budget",
+        "budget",
+        "wall",
+        "overhead_pct",
+        "remeasured_over_recorded",
+    }
     figures = summary["workloads"]["GMM:0"]
     assert figures["equal_budget"] == pytest.approx(row["equal_budget_ratio"])
     assert figures["overhead_pct"] == pytest.approx(100 * row["overhead"])
