@@ -300,6 +300,7 @@ class Descents:
                 significance=self.options["significance"],
                 min_improvement=self.options["min_improvement"],
                 seed=self.seed + len(self.descents),
+                pairs=space.pairs,
             )
             droplet.restart(space.origin, record.samples)
             descent = Descent(space, droplet, phase)

@@ -57,6 +57,11 @@ class Droplet:
         Smallest relative gain that accepts a faster neighbour.
     seed : int
         Seed of the order in which coordinates are visited within a round.
+    pairs : Sequence[Tuple[int, int]]
+        Pairs of coordinates that also move together, one up and the other down by the same
+        step, after the single-coordinate moves of a round: two levels of one loop tiling, so
+        that a factor can pass from one level to another in one move where two single moves
+        would each have to pay off on their own.
     """
 
     def __init__(
@@ -66,9 +71,13 @@ class Droplet:
         significance: float = 0.25,
         min_improvement: float = 0.01,
         seed: int = 0,
+        pairs: Sequence[tuple[int, int]] = (),
     ) -> None:
         if any(size < 1 for size in sizes):
             raise ValueError(f"every coordinate needs at least one option, got sizes {sizes}")
+        self.pairs: tuple[tuple[int, int], ...] = tuple((int(a), int(b)) for a, b in pairs)
+        if any(a == b or not (0 <= a < len(sizes) and 0 <= b < len(sizes)) for a, b in self.pairs):
+            raise ValueError(f"pairs must name two different coordinates of {len(sizes)}")
         self.sizes: tuple[int, ...] = tuple(sizes)
         self.significance = significance
         self.min_improvement = min_improvement
@@ -271,5 +280,12 @@ class Droplet:
                 value = centre[dim] + delta
                 if 0 <= value < self.sizes[dim]:
                     out.append((*centre[:dim], value, *centre[dim + 1 :]))
+        for up, down in self.pairs:
+            for delta in (step, -step):
+                point = list(centre)
+                point[up] += delta
+                point[down] -= delta
+                if 0 <= point[up] < self.sizes[up] and 0 <= point[down] < self.sizes[down]:
+                    out.append(tuple(point))
         # Visited points stay only when their result is known: the descent may move to them.
         return [p for p in out if p not in self._visited or p in self._results]

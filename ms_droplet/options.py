@@ -44,7 +44,7 @@ def _is_int(value: Any) -> bool:
 
 
 ON_CONVERGE = ("restart", "explore", "stop")
-TILE_MOVES = ("factor", "tiling")
+TILE_MOVES = ("factor", "tiling", "transfer")
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -131,8 +131,11 @@ OPTIONS: tuple[Option, ...] = (
         "tile_moves",
         "factor",
         "How a tile decision moves: 'factor' scales one tile level by one divisor step of the "
-        "loop extent (the outermost level absorbs the change); 'tiling' steps through the "
-        "valid tilings in lexicographic order, as AutoTVM's droplet walks split knobs.",
+        "loop extent (the outermost level absorbs the change); 'transfer' adds moves that pass "
+        "a divisor step from one inner level of a tiling to another (one level up, the other "
+        "down), so that a factor can reach the innermost level (a wider vector) in one move "
+        "rather than in moves that must each pay off; 'tiling' steps through the valid "
+        "tilings in lexicographic order, as AutoTVM's droplet walks split knobs.",
         lambda v: v in TILE_MOVES,
         f"one of {TILE_MOVES}",
     ),

@@ -22,7 +22,9 @@ becomes a coordinate with an ordered list of valid values:
 * ``SamplePerfectTile``: by default every inner factor is a coordinate over the divisors of the
   loop extent and the outermost factor takes the rest, so that one move scales one tile level;
   points whose factors do not divide the extent are invalid and never replayed (TVM would
-  silently repair them into a duplicate). ``SamplePartitionedTile`` (and ``SamplePerfectTile``
+  silently repair them into a duplicate); with ``tile_moves="transfer"`` every two inner factors
+  of one tile also form a pair that moves in opposite directions. ``SamplePartitionedTile`` (and
+  ``SamplePerfectTile``
   with ``tile_moves="tiling"``): one coordinate over the valid tilings in lexicographic order;
 * ``SampleCategorical``: the indices of its candidates (unroll depths, GPU thread extents...);
 * ``SampleComputeLocation``: the locations TVM accepts for the block at that point of the trace;
@@ -35,6 +37,7 @@ the space generator's postprocessors, exactly as MetaSchedule's own strategies r
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,8 +106,10 @@ class DecisionSpace:
         ``"factor"``: every inner factor of a ``SamplePerfectTile`` is a coordinate over the
         divisors of the loop extent, and the outermost factor takes what is left (a move scales
         one tile level up or down by one divisor step; points whose inner factors do not divide
-        the extent are invalid). ``"tiling"``: the whole tiling is one coordinate over all
-        valid tilings in lexicographic order (the split-knob order of AutoTVM's droplet).
+        the extent are invalid). ``"transfer"``: the same coordinates, and every two inner
+        factors of one tile form a pair (:attr:`pairs`) that the descent also moves in
+        opposite directions. ``"tiling"``: the whole tiling is one coordinate over all valid
+        tilings in lexicographic order (the split-knob order of AutoTVM's droplet).
     """
 
     def __init__(
@@ -130,7 +135,7 @@ class DecisionSpace:
         # instruction index -> (loop extent, number of factors, coordinate index of each factor)
         self._tiles: dict[int, tuple[int, int, dict[int, int]]] = {}
         for index, inst in enumerate(self.insts):
-            if tile_moves == "factor" and inst.kind.name == "SamplePerfectTile":
+            if tile_moves != "tiling" and inst.kind.name == "SamplePerfectTile":
                 self._add_factor_coordinates(index, inst, coords, origin)
                 continue
             values, current = self._values_of(inst, location_values)
@@ -140,6 +145,14 @@ class DecisionSpace:
             origin.append(values.index(current))
         self.coordinates: tuple[Coordinate, ...] = tuple(coords)
         self.origin: tuple[int, ...] = tuple(origin)
+        # Coordinate pairs of two inner levels of one tiling, for Droplet(pairs=...).
+        self.pairs: tuple[tuple[int, int], ...] = ()
+        if tile_moves == "transfer":
+            self.pairs = tuple(
+                pair
+                for _, _, slots in self._tiles.values()
+                for pair in itertools.combinations(sorted(slots.values()), 2)
+            )
 
     def _add_factor_coordinates(
         self, index: int, inst: _tvm.Instruction, coords: list, origin: list

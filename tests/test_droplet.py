@@ -165,6 +165,29 @@ def test_invalid_input_is_refused():
         Droplet((3,)).ask(1)
 
 
+def test_paired_coordinates_also_move_together_in_opposite_directions():
+    # A valley along the diagonal: from (2, 2) every single move loses and (3, 1) wins.
+    def valley(point):
+        a, b, c = point
+        return 1.0 + abs(a + b - 4) * 5 + (b - 1) ** 2 + c * 0.0
+
+    plain = Droplet((5, 5, 2), seed=0)
+    plain.restart((2, 2, 0), [valley((2, 2, 0))])
+    assert (3, 1, 0) not in plain.ask(5)  # the five single moves of step 1
+    paired = Droplet((5, 5, 2), seed=0, pairs=[(0, 1)])
+    paired.restart((2, 2, 0), [valley((2, 2, 0))])
+    round_one = paired.ask(7)
+    # The single moves first, then the pair's two transfers.
+    assert round_one[-2:] == [(3, 1, 0), (1, 3, 0)]
+    for point in round_one:
+        paired.tell(point, [valley(point)])
+    assert paired.centre == (3, 1, 0)
+    with pytest.raises(ValueError, match="two different coordinates"):
+        Droplet((3, 3), pairs=[(0, 0)])
+    with pytest.raises(ValueError, match="two different coordinates"):
+        Droplet((3, 3), pairs=[(0, 2)])
+
+
 def test_perfect_tilings_are_exactly_the_valid_factorizations():
     tilings = perfect_tilings(24, 3, max_innermost_factor=4)
     assert len(tilings) == len(set(tilings))

@@ -101,6 +101,38 @@ def test_factor_moves_scale_one_tile_level_and_keep_the_extent():
     assert valid > 0
 
 
+def test_transfer_moves_pass_a_factor_between_two_inner_levels_of_one_tile():
+    context = tune_context(te_module("GMM", 0))
+    (sch, *_) = measured_like_traces(context)
+    postprocs = context.space_generator.postprocs
+    factor = DecisionSpace(context.mod, sch.trace, postprocs)
+    space = DecisionSpace(context.mod, sch.trace, postprocs, tile_moves="transfer")
+    # The same coordinates as factor moves, plus pairs within one tile only.
+    assert space.coordinates == factor.coordinates and factor.pairs == ()
+    assert space.pairs
+    origin = _tile_decisions(space.trace_of(space.origin))
+    transfers = 0
+    for up, down in space.pairs:
+        assert space.coordinates[up].inst_index == space.coordinates[down].inst_index
+        for delta in (1, -1):
+            point = list(space.origin)
+            point[up] += delta
+            point[down] -= delta
+            if not all(0 <= x < n for x, n in zip(point, space.sizes)):
+                continue
+            if not space.is_valid(point):
+                continue
+            moved = _tile_decisions(space.trace_of(point))
+            changed = [(a, b) for a, b in zip(origin, moved) if a != b]
+            assert len(changed) == 1 and _prod(changed[0][0]) == _prod(changed[0][1])
+            # Both paired levels changed (the outermost absorbs what their product changed).
+            before, after = changed[0]
+            assert sum(x != y for x, y in zip(before[1:], after[1:])) == 2
+            assert space.replay(point) is not None
+            transfers += 1
+    assert transfers > 0
+
+
 def _prod(values):
     out = 1
     for v in values:
