@@ -32,7 +32,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 from tvm.s_tir.meta_schedule.cost_model import CostModel
-from tvm.s_tir.meta_schedule.database import Database, TuningRecord
+from tvm.s_tir.meta_schedule.database import Database, MemoryDatabase, TuningRecord
 from tvm.s_tir.meta_schedule.measure_callback import MeasureCallback, PyMeasureCallback
 from tvm.s_tir.meta_schedule.postproc import Postproc
 from tvm.s_tir.meta_schedule.runner import RunnerResult
@@ -58,6 +58,7 @@ __all__ = [
     "Instruction",
     "MeasureCallback",
     "MeasureCandidate",
+    "MemoryDatabase",
     "Postproc",
     "PrimFunc",
     "PyMeasureCallback",

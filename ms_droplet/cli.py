@@ -129,6 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
     run.add_argument("program", nargs=argparse.REMAINDER, help="SCRIPT.py [ARGS...] or ARGS")
+
+    export = commands.add_parser(
+        "export-patch",
+        help="write the git patch that adds droplet search to an apache/tvm checkout",
+    )
+    export.add_argument(
+        "--tvm-source",
+        required=True,
+        help="an apache/tvm checkout (a tree with python/tvm: an installed tvm/ copied to "
+        "DIR/python/tvm works too, without the documentation change)",
+    )
+    export.add_argument("--out", required=True, help="the patch file to write")
+    export.add_argument(
+        "--pr-description",
+        metavar="FILE",
+        help="also write the draft pull-request description (Markdown, with the figures of "
+        "benchmarks/results/*-summary.json)",
+    )
     return parser
 
 
@@ -344,6 +362,30 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_patch_command(args: argparse.Namespace) -> int:
+    """Run ``ms-droplet export-patch``."""
+    from pathlib import Path
+
+    from .upstream import UpstreamSourceError, git_patch, patched_files
+    from .upstream.description import pr_description
+
+    try:
+        changes = patched_files(Path(args.tvm_source))
+        description = pr_description() if args.pr_description else None
+    except UpstreamSourceError as err:
+        raise UserInputError(str(err)) from None
+    Path(args.out).write_text(git_patch(changes))
+    for path, (old, new) in sorted(changes.items()):
+        action = "adds" if old is None else "changes"
+        print(f"{action:7} {path} ({len(new.splitlines())} lines)")
+    patch = Path(args.out).resolve()
+    print(f"patch: {patch} (try it: cd {args.tvm_source} && git apply --check {patch})")
+    if description is not None:
+        Path(args.pr_description).write_text(description)
+        print(f"pull-request description: {args.pr_description}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ms-droplet`` command.
 
@@ -356,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "post-opt": post_opt_command,
         "run": run_command,
         "report": report_command,
+        "export-patch": export_patch_command,
     }
     try:
         return commands[args.command](args)

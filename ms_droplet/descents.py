@@ -141,16 +141,16 @@ class Descents:
                 continue
             valid: list[tuple[Point, _tvm.Schedule, int]] = []
             for point in points:
-                module_hash, sch = self._identify(descent.space, point)
-                if module_hash is None:
+                program_hash, sch = self._identify(descent.space, point)
+                if program_hash is None:
                     self.stats.invalid += 1
                     descent.droplet.reject(point)
                     continue
-                if module_hash in seen or module_hash in batch_hashes:
+                if program_hash in seen or program_hash in batch_hashes:
                     # Another point (or an earlier run) already stands for this program: reuse
                     # its result rather than measuring the same program twice.
                     self.stats.duplicates += 1
-                    known = seen.get(module_hash)
+                    known = seen.get(program_hash)
                     if known:
                         descent.droplet.tell(point, known)
                     else:
@@ -163,18 +163,18 @@ class Descents:
                     if sch is None:
                         descent.droplet.reject(point)
                         continue
-                batch_hashes.add(module_hash)
-                valid.append((point, sch, module_hash))
+                batch_hashes.add(program_hash)
+                valid.append((point, sch, program_hash))
             if len(valid) > want:
                 order = self.ranker.order([sch for _, sch, _ in valid])
                 valid = [valid[i] for i in order]
                 descent.droplet.give_back([point for point, _, _ in valid[want:]])
-                for _, _, module_hash in valid[want:]:
-                    batch_hashes.discard(module_hash)
+                for _, _, program_hash in valid[want:]:
+                    batch_hashes.discard(program_hash)
                 valid = valid[:want]
             batch += [
-                Proposal(_tvm.make_candidate(sch), module_hash, descent, point)
-                for point, sch, module_hash in valid
+                Proposal(_tvm.make_candidate(sch), program_hash, descent, point)
+                for point, sch, program_hash in valid
             ]
         return batch
 
@@ -241,9 +241,9 @@ class Descents:
             return self.replayed[text], None
         self.stats.replays += 1
         sch = space.replay_trace(trace)
-        module_hash = None if sch is None else _tvm.module_hash(sch.mod)
-        self.replayed[text] = module_hash
-        return module_hash, sch
+        program_hash = None if sch is None else _tvm.module_hash(sch.mod)
+        self.replayed[text] = program_hash
+        return program_hash, sch
 
     def _switch(self, measured: dict[int, Measured]) -> bool:
         """Make a descent with something to propose active; ``False`` if none can be.

@@ -134,12 +134,12 @@ class Exploration:
             fresh: list[tuple[_tvm.MeasureCandidate, int]] = []
             hashes: set[int] = set()
             for candidate in candidates:
-                module_hash = _tvm.module_hash(candidate.sch.mod)
-                if is_known(module_hash) or module_hash in hashes:
+                program_hash = _tvm.module_hash(candidate.sch.mod)
+                if is_known(program_hash) or program_hash in hashes:
                     duplicates += 1
                     continue
-                hashes.add(module_hash)
-                fresh.append((candidate, module_hash))
+                hashes.add(program_hash)
+                fresh.append((candidate, program_hash))
             if fresh:
                 self._stale = 0
                 taken = min(count, quota)

@@ -55,6 +55,10 @@ def register() -> None:
     """Teach ``SearchStrategy.create`` the name "droplet" (idempotent)."""
     from tvm.s_tir.meta_schedule import search_strategy as package
 
+    if hasattr(package, "DropletSearch"):
+        # This TVM has droplet search built in (the upstream patch, `ms-droplet export-patch`):
+        # its own SearchStrategy.create builds it, so the plugin stays out of the way.
+        return
     module = package.search_strategy
     strategy_cls = module.SearchStrategy
     if getattr(strategy_cls.create, _MARK, False):

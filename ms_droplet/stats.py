@@ -25,8 +25,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scipy import stats
-
 
 def mean(samples: Sequence[float]) -> float:
     """Return the arithmetic mean of a non-empty sequence."""
@@ -54,7 +52,11 @@ def welch_p_value(faster: Sequence[float], slower: Sequence[float]) -> float | N
         return None
     if max(faster) == min(faster) and max(slower) == min(slower):
         return None  # no spread on either side: the test has nothing to weigh
-    result = stats.ttest_ind(faster, slower, equal_var=False, alternative="less")
+    # Imported here, not at the top: upstream, this module is part of TVM's search strategy
+    # package, which must import without SciPy (only a droplet descent needs it).
+    from scipy.stats import ttest_ind
+
+    result = ttest_ind(faster, slower, equal_var=False, alternative="less")
     p_value = float(result.pvalue)
     return None if math.isnan(p_value) else p_value
 

@@ -14,7 +14,17 @@
 # KIND, either express or implied.  See the License for the
 # specific language governing permissions and limitations
 # under the License.
-"""``DropletSearch``: the MetaSchedule search strategy behind ``strategy="droplet"``."""
+"""``DropletSearch``: the MetaSchedule search strategy behind ``strategy="droplet"``.
+
+Droplet search ("Droplet Search", ACM TACO 2024; "Explore as a Storm, Exploit as a Raindrop",
+arXiv 2406.20037) spends a short, capped exploration in MetaSchedule's ``EvolutionarySearch``,
+then runs a coordinate descent over the sampling decisions of the fastest schedule measured.
+The parts: the options table (``resolve_options``); the database and cost-model adapters
+(``DatabaseAdapter``, ``CostModelRanker``); the pure descent over integer points (``Droplet``,
+ask/tell, with a Welch test against measurement noise); a trace's decisions as coordinates
+(``DecisionSpace``); the descents of one task (``Descents``); the capped explorer
+(``Exploration``); one task's state (``DropletTask``); and the strategy itself.
+"""
 
 from __future__ import annotations
 

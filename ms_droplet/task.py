@@ -58,14 +58,14 @@ class InFlight:
 
 
 class DropletTask:
-    """Per-task search state of :class:`~ms_droplet.strategy.DropletSearch`.
+    """Per-task search state of :class:`DropletSearch`.
 
     Parameters
     ----------
     context : TuneContext
         The task's tune context (module, target, space generator, logger).
     options : Dict[str, Any]
-        Resolved options (see :mod:`ms_droplet.options`).
+        Resolved options (see ``resolve_options``).
     max_trials : int
         The task's trial budget.
     num_trials_per_iter : int
@@ -330,7 +330,7 @@ class DropletTask:
             self.log(f"droplet: TVM's explorer failed, descending only: {self.exploration.error}")
             self.exploration.error = None
         self.stats.duplicates += duplicates
-        hashes.update(module_hash for _, module_hash in fresh)
+        hashes.update(program_hash for _, program_hash in fresh)
         return [InFlight(candidate, h, EXPLORE) for candidate, h in fresh]
 
     def _explore_share(self, count: int, hashes: set[int]) -> list[InFlight]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 
-logger = logging.getLogger("ms_droplet")
+logger = logging.getLogger(__name__)
 _TASK_LOGGER_PREFIX = "tvm.s_tir.meta_schedule.logging.task_"
 
 
 class TaskLog:
-    """Writes a task's lines to the ``ms_droplet`` logger and to MetaSchedule's task log.
+    """Writes a task's lines to this module's logger and to MetaSchedule's task log.
 
     TuneContext keeps its logger in a field TVM does not expose to Python, but MetaSchedule
     names the per-task loggers ``tvm.s_tir.meta_schedule.logging.task_<i>_<name>`` and writes

@@ -41,7 +41,7 @@ from .inputs import (
     check_work_dir,
 )
 
-logger = logging.getLogger("ms_droplet")
+logger = logging.getLogger(__name__)
 
 _MAX_TASK_NAME = 48
 

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 from .. import _tvm
 
-logger = logging.getLogger("ms_droplet")
+logger = logging.getLogger(__name__)
 
 # Known programs the model is trained on when a task starts: enough for XGBoost to rank well,
 # few enough that feature extraction stays a small share of a task's start.

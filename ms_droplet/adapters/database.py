@@ -43,7 +43,7 @@ from typing import Any
 
 from .. import _tvm
 
-logger = logging.getLogger("ms_droplet")
+logger = logging.getLogger(__name__)
 
 # MetaSchedule's AddToDatabase records a failed build or run with this run time.
 FAILED_RUN_SECS = 1e10
@@ -161,11 +161,11 @@ class DatabaseAdapter:
                 self.stats.unreadable += 1
                 logger.debug("skipping a database record that does not replay: %s", err)
                 continue
-            module_hash = _tvm.module_hash(candidate.sch.mod)
-            known = KnownProgram(module_hash, candidate, _tvm.valid_seconds(record.run_secs))
-            previous = by_hash.get(module_hash)
+            program_hash = _tvm.module_hash(candidate.sch.mod)
+            known = KnownProgram(program_hash, candidate, _tvm.valid_seconds(record.run_secs))
+            previous = by_hash.get(program_hash)
             if previous is None or _faster(known, previous):
-                by_hash[module_hash] = known
+                by_hash[program_hash] = known
         self.stats.seconds += time.perf_counter() - start
         return sorted(by_hash.values(), key=_fastest_first)
 
@@ -176,7 +176,7 @@ class DatabaseAdapter:
         ignores targets; this view holds this target's records only. The task adds every result
         it measures (:meth:`add_to_view`), so the explorer sees what the descent finds too.
         """
-        self.view = _tvm.ms.database.MemoryDatabase()
+        self.view = _tvm.MemoryDatabase()
         self._view_workload = self.view.commit_workload(self.mod)
         for program in known:
             self.add_to_view(program.candidate, program.samples)

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("ms_droplet")
+logger = logging.getLogger(__name__)
 
 PROVENANCE_FILE = "droplet_provenance.jsonl"
 
