@@ -55,10 +55,8 @@ OPTIONS: tuple[Option, ...] = (
         "at least one batch. Programs the database already holds for the task on its target "
         "count towards it (warm start: an earlier run explored them), so a resumed or "
         "repeated run explores only what is missing and descends from the best record. "
-        "Chosen by benchmarks/sweep.py (six workloads, 128 trials in batches of 32, two "
-        "seeds, re-measured together): 32 and 64 gave the same kernels within the noise of "
-        "the re-measurement, and 32 tunes in about 0.7 of evolutionary search's time against "
-        "0.8 for 64 (benchmarks/RESULTS.md).",
+        "Measured on six CPU kernels, two seeds, 128 trials: 32 and 64 gave the same kernels "
+        "within noise, 32 in about 0.7 of evolutionary search's time against 0.8.",
         lambda v: _is_int(v) and v >= 0,
         "an int >= 0",
     ),
@@ -77,11 +75,9 @@ OPTIONS: tuple[Option, ...] = (
         "(rounded down; 0 descends only). An explored program faster than the descent's centre "
         "becomes the start of a new descent at once, so that the descent can leave a basin "
         "that its one-decision moves cannot: a better structure found by the explorer (other "
-        "compute locations together, another unrolling) is where descending pays. Measured "
-        "at 0.25 (benchmarks/RESULTS.md): two Relax models, two seeds, 1.015 of evolutionary "
-        "search at equal trials against 1.053 without it, but 0.76 of its tuning time on the "
-        "CNN against 0.57; six kernels, two seeds, 0.991 against 0.963 and 0.77 of its time "
-        "against 0.69. So it is off by default.",
+        "compute locations together, another unrolling) is where descending pays. Off by "
+        "default: at 0.25, mixed results on two Relax models and six kernels, for 10 - 30% "
+        "more tuning time.",
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0,
         "a number in [0, 1)",
     ),
@@ -101,9 +97,8 @@ OPTIONS: tuple[Option, ...] = (
         "Level of the one-sided Welch t-test that accepts a faster neighbour as the new best "
         "(applies when the runner reports two or more repeats per candidate). The repeats of "
         "one measurement share a moment of the machine, so they understate the noise between "
-        "measurements, and a strict level rejects real gains: in benchmarks/sweep.py 0.25 "
-        "beat 0.05 at both exploration caps, in both re-measurement sessions, by about 2% "
-        "(geometric mean; benchmarks/RESULTS.md).",
+        "measurements, and a strict level rejects real gains: 0.25 beat 0.05 by about 2% on "
+        "six CPU kernels, two seeds.",
         lambda v: isinstance(v, (int, float)) and 0.0 < v < 1.0,
         "a number in (0, 1)",
     ),
@@ -121,9 +116,8 @@ OPTIONS: tuple[Option, ...] = (
         "Measure the descent's centre again in every descent batch and judge that batch's "
         "neighbours against this fresh measurement, so that a move compares programs measured "
         "in the same moment rather than across the machine's drift between batches; costs one "
-        "trial a batch, and records the centre program more than once. benchmarks/sweep.py "
-        "(six workloads, two seeds, re-measured twice): no gain (0.952 and 0.963 against 0.945 "
-        "and 0.960 of evolutionary search) for 6% more tuning time, so it is off by default.",
+        "trial a batch, and records the centre program more than once. Off by default: no gain "
+        "on six CPU kernels, two seeds, for 6% more tuning time.",
         lambda v: isinstance(v, bool),
         "True or False",
     ),
@@ -134,10 +128,9 @@ OPTIONS: tuple[Option, ...] = (
         "loop extent (the outermost level absorbs the change); 'transfer' adds moves that pass "
         "a divisor step from one inner level of a tiling to another (one level up, the other "
         "down), so that a factor can reach the innermost level (a wider vector) in one move "
-        "rather than in moves that must each pay off (measured with benchmarks/sweep.py, six "
-        "workloads, two seeds: 1.027 of evolutionary search against 0.945 for 'factor', "
-        "benchmarks/RESULTS.md); 'tiling' steps through the valid tilings in lexicographic "
-        "order, as AutoTVM's droplet walks split knobs.",
+        "rather than in moves that must each pay off (worse on six CPU kernels, two seeds: "
+        "1.027 of evolutionary search against 0.945 for 'factor'); 'tiling' steps through "
+        "the valid tilings in lexicographic order, as AutoTVM's droplet walks split knobs.",
         lambda v: v in TILE_MOVES,
         f"one of {TILE_MOVES}",
     ),
@@ -149,8 +142,8 @@ OPTIONS: tuple[Option, ...] = (
         "Ranking with MetaSchedule's xgb model (rank_pool 2) against none, six workloads, two "
         "seeds, 128 trials each, re-measured together twice: the ranked runs' kernels were "
         "0.994 of the unranked ones' in both sessions (faster in 5 and 6 pairs of 12, Wilcoxon "
-        "p = 0.97 and 1.0) for 1.6% more tuning time, so ranking is off by default "
-        "(benchmarks/RESULTS.md). A better model than a task's first few batches can train "
+        "p = 0.97 and 1.0) for 1.6% more tuning time, so ranking is off by default. "
+        "A better model than a task's first few batches can train "
         "may earn it back: the option stays.",
         lambda v: _is_int(v) and v >= 1,
         "an int >= 1",
