@@ -368,11 +368,15 @@ def export_patch_command(args: argparse.Namespace) -> int:
 
     from .upstream import UpstreamSourceError, git_patch, patched_files
     from .upstream.description import pr_description
+    from .upstream.fold import FoldError
 
+    for output in (args.out, args.pr_description):
+        if output is not None and not Path(output).resolve().parent.is_dir():
+            raise UserInputError(f"{output}: its folder does not exist")
     try:
         changes = patched_files(Path(args.tvm_source))
         description = pr_description() if args.pr_description else None
-    except UpstreamSourceError as err:
+    except (UpstreamSourceError, FoldError) as err:
         raise UserInputError(str(err)) from None
     Path(args.out).write_text(git_patch(changes))
     for path, (old, new) in sorted(changes.items()):

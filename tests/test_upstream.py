@@ -110,6 +110,9 @@ def test_export_patch_refuses_a_tree_that_is_not_tvm(tmp_path, capsys):
     assert main(["export-patch", "--tvm-source", str(tmp_path), "--out", str(out)]) == 2
     assert "is not an apache/tvm source tree" in capsys.readouterr().err
     assert not out.exists()
+    nowhere = tmp_path / "missing" / "droplet.patch"
+    assert main(["export-patch", "--tvm-source", str(tmp_path), "--out", str(nowhere)]) == 2
+    assert "its folder does not exist" in capsys.readouterr().err
 
 
 def test_patch_applies_to_the_installed_tvm_and_passes_tvm_ruff(patched_tvm):
