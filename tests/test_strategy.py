@@ -358,3 +358,11 @@ def test_descent_records_replay_as_tvm_replays_database_records():
         assert all(postproc.apply(sch) for postproc in context.space_generator.postprocs)
         assert _tvm.module_hash(sch.mod) == measured.module_hash
     strategy.post_tuning()
+
+
+def test_without_scipy_the_strategy_refuses_before_tuning(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)  # what an absent SciPy looks like
+    with pytest.raises(ImportError, match="needs SciPy"):
+        DropletSearch()
