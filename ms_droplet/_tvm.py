@@ -82,6 +82,7 @@ __all__ = [
     "module_hash",
     "ms",
     "object_handle",
+    "reseeded_copy",
     "run_seconds",
     "search_strategy_module",
     "structural_equal",
@@ -100,10 +101,25 @@ def module_hash(mod: IRModule) -> int:
     return int(tvm_ffi.structural_hash(mod)) & 0xFFFFFFFFFFFFFFFF
 
 
+def _schedule_seed(seed: int) -> int:
+    # TVM takes seeds in [1, 2^31 - 1].
+    return seed % 2147483646 + 1
+
+
 def traced_schedule(mod: IRModule, seed: int) -> Schedule:
     """A fresh traced schedule as MetaSchedule's own strategies create for replay."""
-    # TVM takes seeds in [1, 2^31 - 1].
-    return Schedule(mod, seed=seed % 2147483646 + 1, debug_mask=0, error_render_level="none")
+    return Schedule(mod, seed=_schedule_seed(seed), debug_mask=0, error_render_level="none")
+
+
+def reseeded_copy(sch: Schedule, seed: int) -> Schedule:
+    """A copy of ``sch`` whose random state is ``seed``'s, as :func:`traced_schedule` sets it.
+
+    Copying a fresh schedule costs a few microseconds where creating one analyses the module
+    again (0.1 - 0.4 ms), and replays run by the thousand.
+    """
+    copy = sch.copy()
+    copy.seed(_schedule_seed(seed))
+    return copy
 
 
 def make_candidate(sch: Schedule) -> MeasureCandidate:

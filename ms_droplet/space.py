@@ -49,6 +49,8 @@ from .tiles import divisors, perfect_tilings
 # Compute-location indices beyond this are never probed: they index loops of the consumer's
 # loop nest, which is far shallower for every MetaSchedule design space.
 _MAX_COMPUTE_LOCATION = 48
+# The lowest compute location: -2 inlines the block, -1 computes it at the root.
+_MIN_COMPUTE_LOCATION = -2
 # Parallel/vectorize limits are varied up to at least this value (MetaSchedule's CPU default is
 # num_cores * 16 for parallel and 64 for vectorize).
 _MIN_ANNOTATION_LIMIT = 64
@@ -126,6 +128,8 @@ class DecisionSpace:
         self.postprocs = list(postprocs)
         self.seed = seed
         self.tile_moves = tile_moves
+        # Replays start from copies of this one (see _tvm.reseeded_copy).
+        self._unscheduled = _tvm.traced_schedule(mod, seed)
         trace = trace.simplified(remove_postproc=True)
         self.insts = list(trace.insts)
         self.decisions = dict(trace.decisions.items())
@@ -237,7 +241,7 @@ class DecisionSpace:
         over the same module, with the same text replay to the same program; printing costs
         about a tenth of a replay) build the trace once and replay it here.
         """
-        sch = _tvm.traced_schedule(self.mod, self.seed)
+        sch = _tvm.reseeded_copy(self._unscheduled, self.seed)
         try:
             trace.apply_to_schedule(sch, remove_postproc=True)
             # Mark where the postprocessors' own instructions begin, as TVM's strategies do:
@@ -292,26 +296,35 @@ class DecisionSpace:
     def _probe_compute_locations(self, trace: _tvm.Trace) -> dict[int, tuple[int, ...]]:
         """Valid values of every ``SampleComputeLocation``, found by asking TVM.
 
-        TVM maps an invalid location to the nearest valid one below it, so a value is valid
-        exactly when a schedule keeps it.
+        TVM maps a location it does not offer to the nearest valid one below it (to the root,
+        -1, when none is), so a value is valid exactly when a schedule keeps it. Asking from
+        the top down, each answer is the next valid value: one probe per valid value, where
+        asking every value up to the bound took one per possible loop (this runs on every
+        restart of a descent).
         """
         kinds = {inst.kind.name for inst in self.insts}
         if "SampleComputeLocation" not in kinds:
             return {}
-        sch = _tvm.traced_schedule(self.mod, self.seed)
+        sch = _tvm.reseeded_copy(self._unscheduled, self.seed)
         found: dict[int, tuple[int, ...]] = {}
         position = {id_: i for i, id_ in enumerate(map(_tvm.object_handle, self.insts))}
+
+        def kept(block: Any, value: int) -> int:
+            probe = sch.copy()
+            probe.sample_compute_location(block, decision=value)
+            return _tvm.int_value(probe.trace.decisions[probe.trace.insts[-1]])
 
         def provider(inst: Any, inputs: Any, attrs: Any, decision: Any) -> Any:
             if inst.kind.name == "SampleComputeLocation":
                 valid = []
-                for value in range(-2, _MAX_COMPUTE_LOCATION):
-                    probe = sch.copy()
-                    probe.sample_compute_location(inputs[0], decision=value)
-                    kept = _tvm.int_value(probe.trace.decisions[probe.trace.insts[-1]])
-                    if kept == value:
-                        valid.append(value)
-                found[position[_tvm.object_handle(inst)]] = tuple(valid)
+                value = _MAX_COMPUTE_LOCATION - 1
+                while value >= _MIN_COMPUTE_LOCATION:
+                    answer = kept(inputs[0], value)
+                    if answer > value:  # the root fallback above a value below every location
+                        break
+                    valid.append(answer)
+                    value = answer - 1
+                found[position[_tvm.object_handle(inst)]] = tuple(reversed(valid))
             return decision
 
         try:

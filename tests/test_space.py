@@ -67,6 +67,39 @@ def test_every_llvm_neighbour_is_a_valid_distinct_program(workload):
     assert kinds_seen >= EXPECTED_KINDS[workload]
 
 
+def _locations_kept_one_by_one(mod, trace):
+    """Every compute location (-2 .. 47) a schedule keeps, asked of TVM one value at a time."""
+    trace = trace.simplified(remove_postproc=True)
+    sch = _tvm.traced_schedule(mod, 1)
+    kept = []
+
+    def provider(inst, inputs, attrs, decision):
+        if inst.kind.name == "SampleComputeLocation":
+            values = []
+            for value in range(-2, 48):
+                probe = sch.copy()
+                probe.sample_compute_location(inputs[0], decision=value)
+                if _tvm.int_value(probe.trace.decisions[probe.trace.insts[-1]]) == value:
+                    values.append(value)
+            kept.append(tuple(values))
+        return decision
+
+    trace.apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
+    return kept
+
+
+@pytest.mark.parametrize("workload", [("C2D", 0), ("SFM", 0)])
+def test_compute_location_values_are_every_location_tvm_keeps(workload):
+    # The space asks TVM top-down, one question per valid location; asking every value gives
+    # the same locations.
+    context = tune_context(te_module(*workload))
+    for sch in measured_like_traces(context):
+        space = DecisionSpace(context.mod, sch.trace, context.space_generator.postprocs, seed=1)
+        locations = [c for c in space.coordinates if c.kind == "SampleComputeLocation"]
+        expected = [v for v in _locations_kept_one_by_one(context.mod, sch.trace) if len(v) > 1]
+        assert locations and [c.values for c in locations] == expected
+
+
 def _tile_decisions(trace):
     return [
         [int(x) for x in trace.decisions[inst]]
