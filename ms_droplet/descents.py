@@ -301,6 +301,7 @@ class Descents:
                 min_improvement=self.options["min_improvement"],
                 seed=self.seed + len(self.descents),
                 pairs=space.pairs,
+                combine=self.options["combine_moves"],
             )
             droplet.restart(space.origin, record.samples)
             descent = Descent(space, droplet, phase)

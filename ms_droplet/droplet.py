@@ -31,6 +31,12 @@ improvement the step doubles (the "speculation" of the Droplet papers: larger mo
 while results of smaller ones are still pending). When the step outgrows every coordinate and
 nothing is pending, the descent has converged; the caller may :meth:`Droplet.restart` it from
 another point, and points visited before are never proposed again.
+
+With ``combine``, a round whose results are all in also proposes the moves that paid off
+together: every measured single-coordinate move that was faster than the point it moved from
+is added to the centre reached from that point (each on its own, and all of them at once). A
+batch measures a whole round at the same moment, so the moves that each gained a little are
+known together; taking them one per round spends a batch per move.
 """
 
 from __future__ import annotations
@@ -62,6 +68,9 @@ class Droplet:
         step, after the single-coordinate moves of a round: two levels of one loop tiling, so
         that a factor can pass from one level to another in one move where two single moves
         would each have to pay off on their own.
+    combine : bool
+        Once a round's results are in, first propose the centre plus the other faster moves of
+        that round (see the module docstring).
     """
 
     def __init__(
@@ -72,6 +81,7 @@ class Droplet:
         min_improvement: float = 0.01,
         seed: int = 0,
         pairs: Sequence[tuple[int, int]] = (),
+        combine: bool = False,
     ) -> None:
         if any(size < 1 for size in sizes):
             raise ValueError(f"every coordinate needs at least one option, got sizes {sizes}")
@@ -93,6 +103,12 @@ class Droplet:
         self._step = 1
         self._max_step = max((size - 1 for size in self.sizes), default=0)
         self.moves = 0
+        self.combine = combine
+        # The centre each pending point was asked from, and per such centre the faster
+        # single-coordinate moves measured from it: coordinate -> (mean run time, delta).
+        self._asked_from: dict[Point, Point] = {}
+        self._gains: dict[Point, dict[int, tuple[float, int]]] = {}
+        self._combined: set[Point] = set()
 
     # ----------------------------------------------------------------------------------------
     # State
@@ -161,6 +177,7 @@ class Droplet:
         """
         if self._centre is None:
             raise RuntimeError("Droplet.ask() before Droplet.restart()")
+        self._queue_combinations()
         proposals: list[Point] = []
         while len(proposals) < count:
             if not self._queue and not self._grow():
@@ -173,6 +190,7 @@ class Droplet:
                 continue
             self._visited.add(point)
             self._pending.add(point)
+            self._asked_from[point] = self._centre
             proposals.append(point)
         return proposals
 
@@ -184,6 +202,7 @@ class Droplet:
         for point in reversed([tuple(p) for p in points]):
             if point in self._pending:
                 self._pending.discard(point)
+                self._asked_from.pop(point, None)
                 self._visited.discard(point)
                 self._queue.appendleft(point)
 
@@ -191,6 +210,7 @@ class Droplet:
         """Drop an asked point that cannot be measured (invalid or a duplicate in flight)."""
         point = tuple(point)
         self._pending.discard(point)
+        self._asked_from.pop(point, None)
         self._visited.add(point)
 
     def tell(self, point: Sequence[int], samples: Sequence[float] | None) -> bool:
@@ -204,9 +224,14 @@ class Droplet:
         point = tuple(point)
         self._pending.discard(point)
         self._visited.add(point)
+        base = self._asked_from.pop(point, None)
         if samples:
             self._results[point] = list(samples)
-        return self._consider(point, samples)
+            if base is not None:
+                self._note_gain(base, point, samples)
+        moved = self._consider(point, samples)
+        self._queue_combinations()
+        return moved
 
     def refresh_centre(self, point: Sequence[int], samples: Sequence[float] | None) -> bool:
         """Judge what follows against a fresh measurement of the centre (a control).
@@ -267,6 +292,60 @@ class Droplet:
             self._queue.extend(self._neighbours(self._centre, self._step))
             if self._queue:
                 return True
+
+    def _note_gain(self, base: Point, point: Point, samples: Sequence[float]) -> None:
+        """Remember ``point`` if it is a single-coordinate move that was faster than ``base``."""
+        if not self.combine:
+            return
+        moved = [dim for dim, (a, b) in enumerate(zip(base, point)) if a != b]
+        base_samples = self._results.get(base)
+        if len(moved) != 1 or not base_samples:
+            return
+        latency = mean(samples)
+        # Any gain counts, not only an accepted one: the moves reached from the centre are its
+        # neighbours anyway (this only orders them first), and the moves together are one
+        # more point, which the test judges like any other.
+        if latency >= mean(base_samples):
+            return
+        dim = moved[0]
+        gains = self._gains.setdefault(base, {})
+        if dim not in gains or latency < gains[dim][0]:
+            gains[dim] = (latency, point[dim] - base[dim])
+
+    def _queue_combinations(self) -> None:
+        """Put the combined moves of finished rounds at the front of the queue.
+
+        A round is finished when no point is pending. Its faster moves combine with the centre
+        when the centre is their base or one move away from it (the move the round accepted).
+        """
+        if not self.combine or self._pending or self._centre is None:
+            return
+        centre = self._centre
+        combined: list[Point] = []
+        for base, gains in self._gains.items():
+            if base in self._combined:
+                continue
+            moved = [dim for dim, (a, b) in enumerate(zip(base, centre)) if a != b]
+            if len(moved) > 1:
+                continue
+            self._combined.add(base)
+            others = sorted(
+                (latency, dim, delta) for dim, (latency, delta) in gains.items() if dim not in moved
+            )
+            together = list(centre)
+            for _, dim, delta in others:
+                together[dim] += delta
+            singles = []
+            for _, dim, delta in others:
+                point = list(centre)
+                point[dim] += delta
+                singles.append(tuple(point))
+            combined += [tuple(together), *singles]
+        fresh = []
+        for point in combined:
+            if self._inside(point) and point not in self._visited and point not in fresh:
+                fresh.append(point)
+        self._queue.extendleft(reversed(fresh))
 
     def _inside(self, point: Point) -> bool:
         return all(0 <= x < size for x, size in zip(point, self.sizes))

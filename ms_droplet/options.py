@@ -122,6 +122,16 @@ OPTIONS: tuple[Option, ...] = (
         "True or False",
     ),
     Option(
+        "combine_moves",
+        False,
+        "Once a descent batch's results are in, first measure the centre with the other moves "
+        "of that batch that were faster than the point they moved from added to it (each, and "
+        "all at once): a batch measures every move from the centre at the same moment, and "
+        "taking the ones that paid off one per batch spends a batch per move.",
+        lambda v: isinstance(v, bool),
+        "True or False",
+    ),
+    Option(
         "tile_moves",
         "factor",
         "How a tile decision moves: 'factor' scales one tile level by one divisor step of the "
