@@ -36,11 +36,16 @@ from typing import Any
 
 from .inputs import UserInputError
 
+_PYTHON_CONSTANTS = {"True": True, "False": False, "None": None}
+
 
 def _parse_option(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
+    # Python's spellings too: the option table (and its errors) speak of True, False and None.
+    if value in _PYTHON_CONSTANTS:
+        return name, _PYTHON_CONSTANTS[value]
     try:
         return name, json.loads(value)
     except json.JSONDecodeError:

@@ -123,11 +123,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "combine_moves",
-        False,
+        True,
         "Once a descent batch's results are in, first measure the centre with the other moves "
         "of that batch that were faster than the point they moved from added to it (each, and "
         "all at once): a batch measures every move from the centre at the same moment, and "
-        "taking the ones that paid off one per batch spends a batch per move.",
+        "taking the ones that paid off one per batch spends a batch per move. On six CPU "
+        "kernels, two seeds, 128 trials, re-measured twice: kernels 0.96 of those without it "
+        "in both sessions (faster in 8 of 12 pairs each time), for the same tuning time.",
         lambda v: isinstance(v, bool),
         "True or False",
     ),

@@ -88,6 +88,18 @@ def test_bad_option_syntax_and_choices_are_argparse_errors(capsys):
         assert "error: argument" in capsys.readouterr().err
 
 
+def test_options_take_python_and_json_spellings():
+    # The option table's errors say "True or False"; the command line takes what they say.
+    parse = cli._parse_option
+    assert parse("control=True") == parse("control=true") == ("control", True)
+    assert parse("seed=None") == parse("seed=null") == ("seed", None)
+    assert parse('evolutionary={"population_size": 64}') == (
+        "evolutionary",
+        {"population_size": 64},
+    )
+    assert parse("on_converge=stop") == ("on_converge", "stop")
+
+
 def test_unusable_work_dirs_are_named(tmp_path, capsys):
     a_file = tmp_path / "file"
     a_file.write_text("")
