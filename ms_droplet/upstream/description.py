@@ -51,7 +51,9 @@ measured. This PR adds it as a search strategy, `strategy="droplet"`, next to `e
   extents) becomes a coordinate; the descent proposes neighbours in both directions of every
   coordinate, replays them through `Trace.with_decision` and the postprocessors, drops programs
   whose structural hash the database already holds, and moves when a neighbour is faster beyond
-  a one-sided Welch test. A converged descent restarts from the next-best distinct program. All
+  a one-sided Welch test. A batch measures a whole round of moves at once, so the next batch
+  first tries the new centre with the round's other faster moves added (`combine_moves`). A
+  converged descent restarts from the next-best distinct program. All
   of it runs inside the task scheduler's trial budget, through the user's builder, runner,
   database and measure callbacks; nothing is measured outside them.
 - The descent core (`Droplet`) is pure Python (ask/tell), unit-tested without building anything.
@@ -68,7 +70,8 @@ measured. This PR adds it as a search strategy, `strategy="droplet"`, next to `e
   a `Schedule`; it now prints `compile_tir`'s schedule, and takes `--strategy`.
 - Each measured candidate's phase (explore, descent, restart, warm start) is appended to
   `droplet_provenance.jsonl` beside a JSON database's files; the database files stay as they are.
-- SciPy (Welch's t-test) is imported on first use only.
+- SciPy (Welch's t-test) is imported when a `DropletSearch` is constructed: TVM imports
+  without it.
 
 ## `post_optimization`: a proposal
 
