@@ -128,8 +128,11 @@ OPTIONS: tuple[Option, ...] = (
         "of that batch that were faster than the point they moved from added to it (each, and "
         "all at once): a batch measures every move from the centre at the same moment, and "
         "taking the ones that paid off one per batch spends a batch per move. On six CPU "
-        "kernels, two seeds, 128 trials, re-measured twice: kernels 0.96 of those without it "
-        "in both sessions (faster in 8 of 12 pairs each time), for the same tuning time.",
+        "kernels, two seeds, 128 trials, all re-measured together: even with it off overall "
+        "(three tuning replicas at 0.944 - 0.997 of evolutionary search at the same budget, "
+        "against 0.966), better on the depthwise convolution where the descent lost most "
+        "(0.77 - 1.01 against 1.05), worse on a batched GEMM (1.05 - 1.12 against 1.01), for "
+        "the same tuning time.",
         lambda v: isinstance(v, bool),
         "True or False",
     ),
