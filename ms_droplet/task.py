@@ -277,6 +277,12 @@ class DropletTask:
             f"{self.stats.moves} moves, {self.stats.duplicates} duplicates skipped, "
             f"{self.stats.invalid} invalid, {self.stats.failures} failed; best "
             + (f"{best.latency * 1e6:.2f} us ({best.phase})" if best else "none")
+            + (
+                f"; the cost model was still guessing in {self.ranker.guessed} rankings (the "
+                "descent's order kept)"
+                if self.ranker.guessed
+                else ""
+            )
             + f"; droplet's own time {self.own_seconds:.2f} s"
             + (f" ({self.stats.adapter_seconds:.2f} s of it at the start)" if self.adapter else "")
         )

@@ -194,3 +194,26 @@ def test_the_ranker_orders_by_the_model_and_learns_from_the_database(tmp_path):
     assert len(set(measured)) == 16 and strategy.task.stats.descended > 0
     assert len({h for b in batches for h, _ in b}) == 16
     strategy.post_tuning()
+
+
+def test_the_ranker_keeps_the_descents_order_while_the_model_guesses():
+    context = tune_context(te_module("GMM", 0))
+    candidates = sampled_candidates(context, 12)
+    schedules = [c.sch for c in candidates]
+    given = list(range(12))
+    # TVM's XGBModel predicts uniform random scores until it has seen num_warmup_samples (100)
+    # measurements; RandomModel always does.
+    for model in (ms.cost_model.XGBModel(num_tuning_cores=1), ms.cost_model.RandomModel()):
+        ranker = CostModelRanker(context, model)
+        assert ranker.order(schedules) == given
+        assert ranker.guessed == 1 and not ranker.learned
+    # A model that has learned ranks by its own (repeatable) predictions.
+    model = ms.cost_model.XGBModel(num_tuning_cores=1, num_warmup_samples=0)
+    results = [_tvm.RunnerResult(run_secs=[tile_latency(c)], error_msg=None) for c in candidates]
+    model.update(context, candidates, results)
+    predicted = [float(s) for s in model.predict(context, candidates)]
+    by_model = sorted(given, key=lambda i: -predicted[i])
+    assert by_model != given
+    ranker = CostModelRanker(context, model)
+    assert ranker.order(schedules) == by_model
+    assert ranker.learned and ranker.guessed == 0

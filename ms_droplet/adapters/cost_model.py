@@ -20,9 +20,12 @@
 that a batch goes to the most promising ones, and trains the model on the programs the database
 already knows when a task starts (a resumed or post-optimised run ranks with a trained model from
 its first batch). Any ``CostModel`` works (xgb, mlp, random, a user's ``PyCostModel``), and so
-does none: without a model the descent's own order stands. The model keeps learning from every
-measured candidate, the descent's included, through MetaSchedule's ``UpdateCostModel`` measure
-callback, as for any strategy.
+does none: without a model the descent's own order stands, and so it does while the model is
+still guessing (two predictions of the same candidates differ): TVM's ``XGBModel`` predicts
+uniform random scores until it has seen ``num_warmup_samples`` (100) measurements, which in a
+one-kernel run of 128 trials is most of the run. The model keeps learning from every measured
+candidate, the descent's included, through MetaSchedule's ``UpdateCostModel`` measure callback,
+as for any strategy.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class CostModelRanker:
     def __init__(self, context: _tvm.TuneContext, cost_model: _tvm.CostModel | None) -> None:
         self.context = context
         self.cost_model = cost_model
+        # Whether the model gave the same scores twice: from then on its scores are used.
+        self.learned = False
+        # Calls of order() that kept the given order because the model was still guessing.
+        self.guessed = 0
 
     @property
     def active(self) -> bool:
@@ -66,13 +73,24 @@ class CostModelRanker:
             return identity
         candidates = [_tvm.make_candidate(sch) for sch in schedules]
         try:
-            scores = [float(s) for s in self.cost_model.predict(self.context, candidates)]
+            scores = self._predict(candidates)
+            if not self.learned:
+                # A model that is still guessing scores at random: TVM's XGBModel does so until
+                # it has seen num_warmup_samples (100) measurements, RandomModel always. Its
+                # order would only shuffle the descent's, so keep the descent's.
+                if self._predict(candidates) != scores:
+                    self.guessed += 1
+                    return identity
+                self.learned = True
         except Exception as err:  # an untrained or failing model only loses the ordering
             logger.debug("cost model could not rank neighbours: %s", err)
             return identity
         # Scores are predicted throughput: higher is faster. sorted() is stable, so ties keep
         # the descent's order.
         return sorted(identity, key=lambda i: -scores[i])
+
+    def _predict(self, candidates: list[_tvm.MeasureCandidate]) -> list[float]:
+        return [float(s) for s in self.cost_model.predict(self.context, candidates)]
 
     def warm_up(
         self, candidates: Sequence[_tvm.MeasureCandidate], samples: Sequence[list[float] | None]
