@@ -134,8 +134,8 @@ class Descents:
                 if control is not None:
                     batch.append(control)
             want = count - len(batch)
-            pool = want * self.options["rank_pool"] if self.ranker.active else want
             descent = self.active
+            pool = want * self.options["rank_pool"] if self._model_ranks(descent) else want
             points = descent.droplet.ask(pool)
             if not points:
                 continue
@@ -215,6 +215,19 @@ class Descents:
         self.active = None
 
     # ----------------------------------------------------------------------------------------
+    def _model_ranks(self, descent: Descent) -> bool:
+        """Whether the cost model picks this batch's neighbours (``rank_pool`` > 1).
+
+        Only a model that has learned does: a guessing one (asked of the centre's program) would
+        only shuffle the descent's order, and the extra replays would be wasted.
+        """
+        if self.options["rank_pool"] < 2 or not self.ranker.active:
+            return False
+        if self.ranker.learned:
+            return True
+        sch = descent.space.replay(descent.droplet.centre)
+        return sch is not None and self.ranker.learned_on(sch)
+
     def _control(self, descent: Descent) -> Proposal | None:
         """The descent's centre as a candidate to measure again, or ``None``."""
         centre = descent.droplet.centre

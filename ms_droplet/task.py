@@ -278,8 +278,8 @@ class DropletTask:
             f"{self.stats.invalid} invalid, {self.stats.failures} failed; best "
             + (f"{best.latency * 1e6:.2f} us ({best.phase})" if best else "none")
             + (
-                f"; the cost model was still guessing in {self.ranker.guessed} rankings (the "
-                "descent's order kept)"
+                f"; the cost model was still guessing {self.ranker.guessed} times it was asked "
+                "to rank (the descent's order kept)"
                 if self.ranker.guessed
                 else ""
             )

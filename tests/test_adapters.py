@@ -217,3 +217,23 @@ def test_the_ranker_keeps_the_descents_order_while_the_model_guesses():
     ranker = CostModelRanker(context, model)
     assert ranker.order(schedules) == by_model
     assert ranker.learned and ranker.guessed == 0
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_the_descent_replays_a_pool_only_for_a_model_that_has_learned(learned):
+    strategy, context, spaces = _setup(rank_pool=3)
+    if learned:
+        model = recording_model(lambda c: 1.0 / tile_latency(c))
+    else:
+        # TVM's XGBModel, which no measure callback teaches here: it guesses throughout.
+        model = ms.cost_model.XGBModel(num_tuning_cores=1)
+    drive(strategy, 40, 8, spaces, ms.database.MemoryDatabase(), model, latency=tile_latency)
+    task = strategy.task
+    assert task.stats.descended > 0 and task.ranker.learned == learned
+    # Replayed neighbours beyond those measured (or found known) are the pool the model ranked.
+    measured_or_known = task.stats.descended + task.stats.duplicates
+    if learned:
+        assert task.stats.replays > measured_or_known and task.ranker.guessed == 0
+    else:
+        assert task.stats.replays <= measured_or_known and task.ranker.guessed > 0
+    strategy.post_tuning()

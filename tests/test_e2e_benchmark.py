@@ -35,7 +35,8 @@ def run_model_benchmark(out):
     return subprocess.run(
         [
             *(sys.executable, "-m", "benchmarks", "--model", "tiny"),
-            *("--scheduler", "round-robin", "--rounds", "2", "--k", "2", "--out", str(out)),
+            *("--scheduler", "round-robin", "--budget", "8", "--rounds", "2", "--k", "2"),
+            *("--out", str(out)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -51,19 +52,19 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     runs = {run["variant"] + f" {run['spec']['trials']}": run for run in results["runs"]}
-    assert set(runs) == {"droplet 16", "evolutionary 16", "evolutionary 32"}
+    assert set(runs) == {"droplet 8", "evolutionary 8", "evolutionary 16"}
     # Every compiled model computes what the untuned build computes.
     assert all(entry["outputs_match"] for entry in results["remeasured"].values())
     assert all(entry["latency_s"] > 0 for entry in results["remeasured"].values())
     # Evolutionary search at N is its run at k*N (here 2N) stopped after N trials.
-    prefix = runs["evolutionary 16"]
-    assert prefix["derived_from"] == runs["evolutionary 32"]["run_id"]
+    prefix = runs["evolutionary 8"]
+    assert prefix["derived_from"] == runs["evolutionary 16"]["run_id"]
     records = Path(prefix["work_dir"], "database_tuning_record.json").read_text().splitlines()
-    assert len(records) == 16 and sum(task["trials"] for task in prefix["tasks"]) == 16
-    assert 0 < prefix["tuning_seconds"] < runs["evolutionary 32"]["tuning_seconds"]
-    # The per-task table: round-robin gives each of the two tasks two batches of 4.
-    droplet = runs["droplet 16"]
-    assert [task["trials"] for task in droplet["tasks"]] == [8, 8]
+    assert len(records) == 8 and sum(task["trials"] for task in prefix["tasks"]) == 8
+    assert 0 < prefix["tuning_seconds"] < runs["evolutionary 16"]["tuning_seconds"]
+    # The per-task table: round-robin gives each of the two tasks a batch of 4.
+    droplet = runs["droplet 8"]
+    assert [task["trials"] for task in droplet["tasks"]] == [4, 4]
     assert all(task["best_us"] > 0 for task in droplet["tasks"])
     for task in droplet["tasks"]:
         assert f"{task['task']:<34}" in done.stdout

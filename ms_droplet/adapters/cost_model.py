@@ -58,13 +58,31 @@ class CostModelRanker:
         self.cost_model = cost_model
         # Whether the model gave the same scores twice: from then on its scores are used.
         self.learned = False
-        # Calls of order() that kept the given order because the model was still guessing.
+        # Questions (learned_on, order) answered with "still guessing".
         self.guessed = 0
 
     @property
     def active(self) -> bool:
         """Whether a model ranks candidates."""
         return self.cost_model is not None
+
+    def learned_on(self, schedule: _tvm.Schedule) -> bool:
+        """Whether the model has learned: two predictions of ``schedule`` agree.
+
+        Once they do, the model counts as learned for good (a model that has learned does not
+        return to guessing), and no further question is asked.
+        """
+        if self.cost_model is None:
+            return False
+        if not self.learned:
+            candidates = [_tvm.make_candidate(schedule)]
+            try:
+                self.learned = self._predict(candidates) == self._predict(candidates)
+            except Exception as err:  # a failing model ranks nothing
+                logger.debug("cost model could not predict: %s", err)
+            if not self.learned:
+                self.guessed += 1
+        return self.learned
 
     def order(self, schedules: Sequence[_tvm.Schedule]) -> list[int]:
         """Indices of ``schedules``, predicted fastest first (given order without a model)."""
