@@ -223,8 +223,8 @@ class Descents:
         """
         if self.options["rank_pool"] < 2 or not self.ranker.active:
             return False
-        if self.ranker.learned:
-            return True
+        if self.ranker.learned or self.ranker.asked:
+            return self.ranker.learned
         sch = descent.space.replay(descent.droplet.centre)
         return sch is not None and self.ranker.learned_on(sch)
 

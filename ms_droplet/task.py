@@ -162,6 +162,7 @@ class DropletTask:
         if budget_left <= 0 or self.phase == DONE:
             return None
         count = min(self.per_iter, budget_left)
+        self.ranker.new_batch()
         batch: list[InFlight] = []
         hashes: set[int] = set()
         # Whether this batch's share of exploration (the explore_share option) was taken.

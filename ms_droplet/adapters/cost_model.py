@@ -60,6 +60,9 @@ class CostModelRanker:
         self.learned = False
         # Questions (learned_on, order) answered with "still guessing".
         self.guessed = 0
+        # Whether learned_on() was asked since new_batch(): a model only learns between batches
+        # (MetaSchedule's UpdateCostModel callback), so one question a batch is enough.
+        self.asked = False
 
     @property
     def active(self) -> bool:
@@ -70,11 +73,13 @@ class CostModelRanker:
         """Whether the model has learned: two predictions of ``schedule`` agree.
 
         Once they do, the model counts as learned for good (a model that has learned does not
-        return to guessing), and no further question is asked.
+        return to guessing), and no further question is asked; until then, one question per
+        batch (:meth:`new_batch`).
         """
         if self.cost_model is None:
             return False
-        if not self.learned:
+        if not self.learned and not self.asked:
+            self.asked = True
             candidates = [_tvm.make_candidate(schedule)]
             try:
                 self.learned = self._predict(candidates) == self._predict(candidates)
@@ -83,6 +88,10 @@ class CostModelRanker:
             if not self.learned:
                 self.guessed += 1
         return self.learned
+
+    def new_batch(self) -> None:
+        """Allow :meth:`learned_on` to ask the model again (it may have learned since)."""
+        self.asked = False
 
     def order(self, schedules: Sequence[_tvm.Schedule]) -> list[int]:
         """Indices of ``schedules``, predicted fastest first (given order without a model)."""
