@@ -135,7 +135,7 @@ class Descents:
                     batch.append(control)
             want = count - len(batch)
             descent = self.active
-            pool = want * self.options["rank_pool"] if self._model_ranks(descent) else want
+            pool = want * self.options["rank_pool"] if self._model_ranks() else want
             points = descent.droplet.ask(pool)
             if not points:
                 continue
@@ -215,18 +215,29 @@ class Descents:
         self.active = None
 
     # ----------------------------------------------------------------------------------------
-    def _model_ranks(self, descent: Descent) -> bool:
-        """Whether the cost model picks this batch's neighbours (``rank_pool`` > 1).
+    def model_learned(self) -> bool:
+        """Whether the task's cost model has learned, asked of the active descent's centre.
 
-        Only a model that has learned does: a guessing one (asked of the centre's program) would
-        only shuffle the descent's order, and the extra replays would be wasted.
+        The ranker asks the model at most once a batch; without an active descent (nothing to
+        ask of), only an earlier answer counts.
         """
-        if self.options["rank_pool"] < 2 or not self.ranker.active:
+        if not self.ranker.active:
             return False
         if self.ranker.learned or self.ranker.asked:
             return self.ranker.learned
+        descent = self.active
+        if descent is None or descent.droplet.centre is None:
+            return False
         sch = descent.space.replay(descent.droplet.centre)
         return sch is not None and self.ranker.learned_on(sch)
+
+    def _model_ranks(self) -> bool:
+        """Whether the cost model picks this batch's neighbours (``rank_pool`` > 1).
+
+        Only a model that has learned does: a guessing one would only shuffle the descent's
+        order, and the extra replays would be wasted.
+        """
+        return self.options["rank_pool"] >= 2 and self.model_learned()
 
     def _control(self, descent: Descent) -> Proposal | None:
         """The descent's centre as a candidate to measure again, or ``None``."""

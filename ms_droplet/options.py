@@ -82,6 +82,21 @@ OPTIONS: tuple[Option, ...] = (
         "a number in [0, 1)",
     ),
     Option(
+        "adaptive_explore",
+        True,
+        "Once the cost model has learned, hand a batch after the exploration phase back to the "
+        "explorer (TVM's model-guided genetic search) when the descent's last batch gained "
+        "nothing, and keep giving it batches while it gains; a batch of the explorer that gains "
+        "nothing returns them to the descent, which continues from the explorer's best when it "
+        "beat every descent's centre (win-stay, lose-shift). A descent moves one decision at a "
+        "time and stays in the basin it started in; a learned model's search jumps between "
+        "structures. A batch gains when its best candidate beats the task's best by more than "
+        "min_improvement. Without a learned model (a one-kernel run of 128 trials in batches "
+        "of 32 never has one) it changes nothing.",
+        lambda v: isinstance(v, bool),
+        "True or False",
+    ),
+    Option(
         "on_converge",
         "restart",
         "What to do when a descent converges and budget remains: 'restart' from the next-best "

@@ -20,7 +20,8 @@
 user's database already knows about the task (:mod:`ms_droplet.adapters.database`), takes
 exploration batches from TVM's own search (:mod:`ms_droplet.exploration`) until the exploration
 cap, then batches from droplet descents over the best measured traces
-(:mod:`ms_droplet.descents`), with ``explore_share`` of each still from the explorer. Every
+(:mod:`ms_droplet.descents`), with ``explore_share`` of each still from the explorer, and whole
+batches back to the explorer when the descent stops gaining (``adaptive_explore``). Every
 candidate it issues is remembered with the phase that produced it, so that each runner result
 goes back to the candidate it belongs to, failures included, and lands in the provenance side
 file (:mod:`ms_droplet.adapters.provenance`).
@@ -40,7 +41,9 @@ from .adapters.provenance import ProvenanceLog, provenance_path
 from .bookkeeping import CONTROL, DATABASE, EXPLORE, Measured, TaskStats
 from .descents import Descents, Proposal
 from .exploration import MAX_STALE_EXPLORATIONS, Exploration
+from .stats import mean
 from .tasklog import TaskLog
+from .turns import DESCENT_TURN, EXPLORER_TURN, Turns
 
 # The task's states: exploring, descending, finished.
 EXPLORING, DESCENDING, DONE = "explore", "descend", "done"
@@ -146,6 +149,12 @@ class DropletTask:
         self.stats.phases.append(self.phase)
         self.issued = 0
         self.in_flight: list[InFlight] = []
+        # Whose batches after the exploration phase are: the explorer's or the descent's
+        # (adaptive_explore); whose the batch in flight is (None: an exploration-phase batch),
+        # and when it was chosen.
+        self.turns = Turns()
+        self.turn: str | None = None
+        self.batch_started = 0.0
         # FLOPs of one run of the workload, counted at the first report (0: not countable).
         self.flop: float | None = None
 
@@ -163,6 +172,8 @@ class DropletTask:
             return None
         count = min(self.per_iter, budget_left)
         self.ranker.new_batch()
+        self.batch_started = time.perf_counter()
+        last, self.turn = self.turn, (None if self.phase == EXPLORING else DESCENT_TURN)
         batch: list[InFlight] = []
         hashes: set[int] = set()
         # Whether this batch's share of exploration (the explore_share option) was taken.
@@ -188,7 +199,9 @@ class DropletTask:
                 if not shared:
                     shared = True
                     if not any(flight.phase == EXPLORE for flight in batch):
-                        batch += self._explore_share(count, hashes)
+                        taken = self._explorer_turn(last, count, hashes)
+                        self.turn = EXPLORER_TURN if taken else DESCENT_TURN
+                        batch += taken or self._explore_share(count, hashes)
                     need = count - len(batch)
                     if need <= 0:
                         break
@@ -226,6 +239,7 @@ class DropletTask:
             )
         explored_candidates, explored_results = [], []
         provenance = []
+        best_before = self.best()
         for flight, candidate in zip(in_flight, candidates):
             if not candidate.same_as(flight.candidate):
                 raise ValueError("notify_runner_results() got candidates in a different order")
@@ -264,7 +278,14 @@ class DropletTask:
             )
         self.exploration.notify(explored_candidates, explored_results)
         self.provenance.write(provenance)
-        if self.phase == DESCENDING and explored_candidates and self.options["explore_share"]:
+        if self.turn is not None and best_before is not None:
+            self.turns.record(
+                self.turn,
+                self._gain(in_flight, best_before.latency),
+                time.perf_counter() - self.batch_started,
+            )
+        explores_after_phase = self.options["explore_share"] or self.options["adaptive_explore"]
+        if self.phase == DESCENDING and explored_candidates and explores_after_phase:
             self._descend_from_explored()
         self._report_batch(in_flight, provenance)
 
@@ -275,7 +296,8 @@ class DropletTask:
         self.log(
             f"droplet: task finished: {self.issued} trials ({self.stats.explored} explored, "
             f"{self.stats.descended} descended), {self.stats.descents_started} descents, "
-            f"{self.stats.moves} moves, {self.stats.duplicates} duplicates skipped, "
+            f"{self.stats.moves} moves, {self.stats.explorer_turns} batches given back to the "
+            f"explorer, {self.stats.duplicates} duplicates skipped, "
             f"{self.stats.invalid} invalid, {self.stats.failures} failed; best "
             + (f"{best.latency * 1e6:.2f} us ({best.phase})" if best else "none")
             + (
@@ -347,6 +369,45 @@ class DropletTask:
             return []
         self.exploration.grant(slots)
         return self._explored(slots, 0, hashes)
+
+    def _explorer_turn(self, last: str | None, count: int, hashes: set[int]) -> list[InFlight]:
+        """This batch's candidates from the explorer if it takes the batch, else none.
+
+        Option ``adaptive_explore``: whose turn it is :class:`Turns` decides from what the
+        explorer and the descent gained per second in their latest batches (``last`` had the
+        last batch); an explored program that beats every descent's centre becomes the next
+        descent's start. Only once the cost model has learned: TVM's explorer keeps the
+        candidates its model predicts fastest, so before that it samples at random, which a
+        descent beats. The explorer proposes fewer than ``count`` when some of its candidates
+        were measured by the descent (it knows only its own measurements): the descent fills
+        the batch.
+        """
+        if not self.options["adaptive_explore"] or self.exploration.spent:
+            return []
+        if not self.turns.explorer_next(last or DESCENT_TURN) or not self.descents.model_learned():
+            return []
+        self.exploration.extend(count)
+        fresh = self._explored(count, 0, hashes)
+        if fresh:
+            self.stats.explorer_turns += 1
+            explorer, descent = self.turns.rate(EXPLORER_TURN), self.turns.rate(DESCENT_TURN)
+            self.log(
+                "droplet: the explorer takes this batch (gains per second: "
+                + ("not seen yet" if explorer is None else f"{explorer:.2%}")
+                + f", the descent's {descent:.2%})"
+            )
+        return fresh
+
+    def _gain(self, batch: list[InFlight], best_before: float) -> float:
+        """The share by which ``batch``'s best measured program beat ``best_before``.
+
+        A gain under ``min_improvement`` counts as none: it is within what the same program
+        measured twice may differ by.
+        """
+        measured = [self.seen.get(f.module_hash) for f in batch if f.phase != CONTROL]
+        fastest = min((mean(samples) for samples in measured if samples), default=math.inf)
+        gain = 1.0 - fastest / best_before
+        return gain if gain > self.options["min_improvement"] else 0.0
 
     def _descend_from_explored(self) -> None:
         """Start a descent from an explored program that beats every descent's centre."""

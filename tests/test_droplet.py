@@ -6,6 +6,7 @@ import pytest
 
 from ms_droplet.droplet import Droplet
 from ms_droplet.tiles import perfect_tilings
+from ms_droplet.turns import DESCENT_TURN, EXPLORER_TURN, Turns
 
 
 def bowl(optimum):
@@ -256,3 +257,29 @@ def test_moves_that_gain_only_together_are_tried_together():
     for point in first:
         assert not droplet.tell(point, [objective(point)])
     assert droplet.ask(1) == [(1,) * 5]
+
+
+def test_turns_go_to_the_higher_gain_per_second_and_alternate_when_neither_gains():
+    turns = Turns()
+    # The descent has the first batch; the explorer, unseen, the next.
+    assert not turns.explorer_next(DESCENT_TURN)
+    turns.record(DESCENT_TURN, 0.04, 4.0)  # 1% a second
+    assert turns.explorer_next(DESCENT_TURN)
+    turns.record(EXPLORER_TURN, 0.30, 20.0)  # 1.5% a second: it keeps the batches
+    assert turns.explorer_next(EXPLORER_TURN)
+    turns.record(EXPLORER_TURN, 0.0, 20.0)  # 0.75% a second over its latest two
+    assert turns.rate(EXPLORER_TURN) == pytest.approx(0.0075)
+    assert not turns.explorer_next(EXPLORER_TURN)
+    # Only the latest two batches count: two without gain leave the descent at 0.
+    turns.record(DESCENT_TURN, 0.0, 4.0)
+    turns.record(DESCENT_TURN, -0.1, 4.0)  # a batch slower than the best gains nothing
+    assert turns.rate(DESCENT_TURN) == 0.0
+    assert turns.explorer_next(DESCENT_TURN)
+    turns.record(EXPLORER_TURN, 0.0, 20.0)
+    # Neither gains: they take turns.
+    assert turns.rate(EXPLORER_TURN) == 0.0
+    assert not turns.explorer_next(EXPLORER_TURN) and turns.explorer_next(DESCENT_TURN)
+    with pytest.raises(ValueError, match="not 'explore'"):
+        turns.record("explore", 0.1, 1.0)
+    with pytest.raises(ValueError, match="window of at least one batch"):
+        Turns(window=0)

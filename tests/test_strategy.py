@@ -2,7 +2,14 @@
 
 import pytest
 import tvm
-from conftest import drive, synthetic_latency, te_module, tile_latency, tune_context
+from conftest import (
+    drive,
+    recording_model,
+    synthetic_latency,
+    te_module,
+    tile_latency,
+    tune_context,
+)
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.schedule import Schedule
 from tvm.script import tirx as T
@@ -148,14 +155,17 @@ class _CountingExplorer:
         return getattr(self.explorer, name)
 
 
-def _drive_with_phases(strategy, spaces, max_trials, per_iter, latency):
-    """Run the task as the scheduler does; the phases of every batch, and the explorer."""
+def _drive_with_phases(strategy, spaces, max_trials, per_iter, latency, cost_model=None):
+    """Run the task as the scheduler does; the phases of every batch, and the explorer.
+
+    The cost model is a guessing ``RandomModel`` unless ``cost_model`` is given.
+    """
     strategy.pre_tuning(
         max_trials,
         per_iter,
         spaces,
         ms.database.MemoryDatabase(),
-        ms.cost_model.RandomModel(seed=1),
+        cost_model or ms.cost_model.RandomModel(seed=1),
     )
     task = strategy.task
     explorer = task.exploration.explorer = _CountingExplorer(task.exploration.explorer)
@@ -208,6 +218,47 @@ def test_an_explored_program_faster_than_the_centre_starts_a_descent():
     # The descent that ran last started from an explored program, not from the first centre.
     assert active.droplet.centre_latency == pytest.approx(fast)
     assert active.phase == "restart"
+    strategy.post_tuning()
+
+
+@pytest.mark.parametrize(
+    ("learned", "adaptive"), [(True, True), (False, True), (True, False)], ids=str
+)
+def test_the_explorer_takes_batches_when_the_descent_stops_gaining(learned, adaptive):
+    strategy, _, spaces = _evolutionary_setup(adaptive_explore=adaptive)
+    per_iter = 8
+
+    def latency(candidate, phase):
+        batch = strategy.task.issued // per_iter
+        if phase != "explore":
+            return 20e-3  # no neighbour ever beats its centre: the descent gains nothing
+        # Two batches of exploration (10 ms, then 8: a gain of 20%), then the explorer's
+        # batches in the descent phase halve the best twice (4 ms, 2 ms) and then stop gaining.
+        return {1: 10e-3, 2: 8e-3, 4: 4e-3, 5: 2e-3}.get(batch, 20e-3)
+
+    # A model whose predictions repeat counts as learned; TVM's RandomModel guesses.
+    model = recording_model(lambda c: 1.0 / tile_latency(c)) if learned else None
+    phases, _ = _drive_with_phases(strategy, spaces, 64, per_iter, latency, model)
+    task = strategy.task
+    explorer_batches = [number for number, p in enumerate(phases, 1) if "explore" in p]
+    if learned and adaptive:
+        # Once the model has learned, each batch goes to whichever gained more per second over
+        # its latest two batches. Batch 3 descends (the descent's first batch) and gains
+        # nothing: batch 4 goes to the explorer (not seen yet), which gains 50% and keeps
+        # batches 5 (50%), 6 and 7 (nothing, nothing); neither is ahead then, and the descent
+        # takes batch 8, from the explorer's 2 ms program.
+        assert explorer_batches == [1, 2, 4, 5, 6, 7]
+        assert task.stats.explorer_turns == 4
+        assert all(p.count("explore") > 0 for p in phases[3:7])
+        assert phases[7].count("explore") == 0
+        assert task.descents.active.droplet.centre_latency == pytest.approx(2e-3)
+        assert task.best().latency == pytest.approx(2e-3)
+    else:
+        # A guessing model's explorer samples at random: the descent keeps every batch.
+        assert explorer_batches == [1, 2]
+        assert task.stats.explorer_turns == 0
+        assert task.best().latency == pytest.approx(8e-3)
+    assert len(task.seen) == 64
     strategy.post_tuning()
 
 
