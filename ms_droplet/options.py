@@ -84,15 +84,18 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "adaptive_explore",
         True,
-        "Once the cost model has learned, hand a batch after the exploration phase back to the "
-        "explorer (TVM's model-guided genetic search) when the descent's last batch gained "
-        "nothing, and keep giving it batches while it gains; a batch of the explorer that gains "
-        "nothing returns them to the descent, which continues from the explorer's best when it "
-        "beat every descent's centre (win-stay, lose-shift). A descent moves one decision at a "
-        "time and stays in the basin it started in; a learned model's search jumps between "
-        "structures. A batch gains when its best candidate beats the task's best by more than "
-        "min_improvement. Without a learned model (a one-kernel run of 128 trials in batches "
-        "of 32 never has one) it changes nothing.",
+        "Once the cost model has learned, give each batch after the exploration phase to TVM's "
+        "explorer (its model-guided genetic search) or to the descent, whichever gained more "
+        "per second over its latest two batches (a batch gains the share by which its best "
+        "beats the task's best before it by more than min_improvement; its seconds run from "
+        "choosing it to its results, so that a genetic search's evolution counts against it); "
+        "the explorer gets one batch to show its rate, and when neither gains they take turns. "
+        "An explored program faster than every descent's centre becomes the next descent's "
+        "start. A descent moves one decision at a time and stays in the basin it started in; a "
+        "learned model's search jumps between structures: on a CNN's 3x3 convolutions the "
+        "explorer gained more per batch, on a transformer's matmul the descent. Without a "
+        "learned model (a one-kernel run of 128 trials in batches of 32 never has one) it "
+        "changes nothing.",
         lambda v: isinstance(v, bool),
         "True or False",
     ),

@@ -21,7 +21,8 @@ user's database already knows about the task (:mod:`ms_droplet.adapters.database
 exploration batches from TVM's own search (:mod:`ms_droplet.exploration`) until the exploration
 cap, then batches from droplet descents over the best measured traces
 (:mod:`ms_droplet.descents`), with ``explore_share`` of each still from the explorer, and whole
-batches back to the explorer when the descent stops gaining (``adaptive_explore``). Every
+batches back to the explorer while it gains more per second than the descent
+(``adaptive_explore``, :mod:`ms_droplet.turns`). Every
 candidate it issues is remembered with the phase that produced it, so that each runner result
 goes back to the candidate it belongs to, failures included, and lands in the provenance side
 file (:mod:`ms_droplet.adapters.provenance`).
