@@ -75,7 +75,8 @@ class TaskStats:
     descents_converged: int = 0
     moves: int = 0
     controls: int = 0
-    # Descent-phase batches the explorer took because it was gaining more (adaptive_explore).
+    # Descent-phase batches the explorer took because it was gaining more per second than the
+    # descent (adaptive_explore).
     explorer_turns: int = 0
     # Programs known from the database when the task started (measured ones, failed ones), and
     # candidates that were not measured because the database already held their program.

@@ -23,6 +23,12 @@ own candidates. A call of the explorer yields a whole batch; what the cap or a b
 exploration leaves of it is kept for the next batches, so that a task exploring a few candidates a
 batch (``explore_share``) runs TVM's genetic search once per batch-size of explored candidates,
 as often as EvolutionarySearch itself does, not once a batch.
+
+While the cost model still guesses, the candidates come from ``ReplayTrace`` instead (option
+``sample_while_guessing``): EvolutionarySearch keeps the programs its model scores best, and a
+model that guesses (TVM's ``XGBModel`` until it has seen ``num_warmup_samples`` measurements)
+scores at random, so its genetic search then costs seconds a batch to pick random programs of the
+design space, which ReplayTrace samples directly.
 """
 
 from __future__ import annotations
@@ -56,6 +62,9 @@ class Exploration:
         The task's cost model.
     cap : int
         Most trials the exploration may take.
+    model_learned_on : Optional[Callable[[Schedule], bool]]
+        Whether the cost model has learned, asked of a sampled program; with it, the
+        exploration samples with ReplayTrace until the model has learned.
     """
 
     def __init__(
@@ -68,6 +77,7 @@ class Exploration:
         database: _tvm.Database | None,
         cost_model: _tvm.CostModel | None,
         cap: int,
+        model_learned_on: Callable[[_tvm.Schedule], bool] | None = None,
     ) -> None:
         generator = context.space_generator
         evolutionary_ready = (
@@ -77,16 +87,25 @@ class Exploration:
             and generator.postprocs is not None
             and generator.mutator_probs is not None
         )
+        # The sampler proposes while the model guesses, the explorer once it has learned.
+        self.sampler: _tvm.SearchStrategy | None = None
         if evolutionary_ready:
             self.explorer = _tvm.EvolutionarySearch(**(evolutionary or {}))
+            if model_learned_on is not None:
+                self.sampler = _tvm.ReplayTrace()
         else:
             # TVM's evolutionary search refuses to run without a database and a cost model;
             # replaying the design space's traces with fresh decisions needs neither.
             self.explorer = _tvm.ReplayTrace()
-        self.explorer._initialize_with_tune_context(context)
-        self.explorer.pre_tuning(
-            max_trials, num_trials_per_iter, design_spaces, database, cost_model
-        )
+        for strategy in (self.explorer, self.sampler):
+            if strategy is not None:
+                strategy._initialize_with_tune_context(context)
+                strategy.pre_tuning(
+                    max_trials, num_trials_per_iter, design_spaces, database, cost_model
+                )
+        self.model_learned_on = model_learned_on
+        # Programs the sampler proposed: their results go back to it.
+        self.sampled: set[int] = set()
         self.cap = cap
         self.taken = 0
         self.spent = False
@@ -122,7 +141,7 @@ class Exploration:
         while quota > 0 and not self.spent:
             start = time.perf_counter()
             try:
-                candidates = self.explorer.generate_measure_candidates()
+                candidates, sampled = self._generate()
             except Exception as err:  # TVM's explorer failing ends exploring, not the tuning
                 last_line = (str(err).strip().splitlines() or [""])[-1]
                 self.error = f"{type(err).__name__}: {last_line}"
@@ -140,6 +159,8 @@ class Exploration:
                     continue
                 hashes.add(program_hash)
                 fresh.append((candidate, program_hash))
+            if sampled:
+                self.sampled.update(hashes)
             if fresh:
                 self._stale = 0
                 taken = min(count, quota)
@@ -151,13 +172,22 @@ class Exploration:
         return [], duplicates
 
     def notify(
-        self, candidates: list[_tvm.MeasureCandidate], results: list[_tvm.RunnerResult]
+        self,
+        candidates: list[_tvm.MeasureCandidate],
+        results: list[_tvm.RunnerResult],
+        hashes: list[int],
     ) -> None:
-        """Hand the explorer the results of its own candidates."""
-        if not candidates:
-            return
+        """Hand the explorer (and the sampler) the results of its own candidates.
+
+        ``hashes`` are the candidates' program hashes, as :meth:`propose` returned them.
+        """
         start = time.perf_counter()
-        self.explorer.notify_runner_results(candidates, results)
+        for strategy, own in ((self.explorer, False), (self.sampler, True)):
+            mine = [i for i, h in enumerate(hashes) if (h in self.sampled) == own]
+            if strategy is not None and mine:
+                strategy.notify_runner_results(
+                    [candidates[i] for i in mine], [results[i] for i in mine]
+                )
         self.seconds += time.perf_counter() - start
 
     def grant(self, trials: int) -> None:
@@ -176,3 +206,19 @@ class Exploration:
     def close(self) -> None:
         """End the explorer's task."""
         self.explorer.post_tuning()
+        if self.sampler is not None:
+            self.sampler.post_tuning()
+
+    def _generate(self) -> tuple[list[_tvm.MeasureCandidate] | None, bool]:
+        """A batch from the sampler while the model guesses, else from the explorer.
+
+        Also whether the sampler proposed it. The first sampled batch on which the model has
+        learned is dropped, and the sampler with it: a model does not return to guessing.
+        """
+        if self.sampler is not None:
+            sampled = self.sampler.generate_measure_candidates()
+            if sampled and not self.model_learned_on(sampled[0].sch):
+                return sampled, True
+            self.sampler.post_tuning()
+            self.sampler = None
+        return self.explorer.generate_measure_candidates(), False

@@ -82,6 +82,18 @@ OPTIONS: tuple[Option, ...] = (
         "a number in [0, 1)",
     ),
     Option(
+        "sample_while_guessing",
+        True,
+        "While the cost model still guesses (two predictions of one program differ: TVM's "
+        "XGBModel scores at random until it has seen num_warmup_samples, 100, measurements), "
+        "explore with TVM's ReplayTrace (random programs of the design space) rather than "
+        "EvolutionarySearch, whose genetic search keeps the programs the model scores best and "
+        "so picks random programs too, after seconds of evolution a batch; from the first "
+        "batch the model has learned, EvolutionarySearch explores as before.",
+        lambda v: isinstance(v, bool),
+        "True or False",
+    ),
+    Option(
         "adaptive_explore",
         True,
         "Once the cost model has learned, give each batch after the exploration phase to TVM's "

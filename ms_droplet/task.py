@@ -18,8 +18,9 @@
 
 :class:`DropletTask` lives from ``pre_tuning`` to ``post_tuning`` of one task. It reads what the
 user's database already knows about the task (:mod:`ms_droplet.adapters.database`), takes
-exploration batches from TVM's own search (:mod:`ms_droplet.exploration`) until the exploration
-cap, then batches from droplet descents over the best measured traces
+exploration batches from TVM's own search (:mod:`ms_droplet.exploration`: ReplayTrace's random
+samples while the cost model guesses, EvolutionarySearch once it has learned) until the
+exploration cap, then batches from droplet descents over the best measured traces
 (:mod:`ms_droplet.descents`), with ``explore_share`` of each still from the explorer, and whole
 batches back to the explorer while it gains more per second than the descent
 (``adaptive_explore``, :mod:`ms_droplet.turns`). Every
@@ -137,6 +138,7 @@ class DropletTask:
             explorer_database,
             cost_model,
             explore_cap,
+            self.ranker.learned_on if options["sample_while_guessing"] else None,
         )
         generator = context.space_generator
         postprocs = list(generator.postprocs) if generator.postprocs is not None else []
@@ -238,7 +240,7 @@ class DropletTask:
                 f"DropletSearch generated {len(in_flight)} candidates but was notified of "
                 f"{len(candidates)} candidates and {len(results)} results"
             )
-        explored_candidates, explored_results = [], []
+        explored_candidates, explored_results, explored_hashes = [], [], []
         provenance = []
         best_before = self.best()
         for flight, candidate in zip(in_flight, candidates):
@@ -272,12 +274,13 @@ class DropletTask:
             if flight.proposal is None:
                 explored_candidates.append(candidate)
                 explored_results.append(result)
+                explored_hashes.append(flight.module_hash)
             else:
                 self.descents.tell(flight.proposal, samples)
             provenance.append(
                 (flight.module_hash, flight.phase, flight.trial, _mean_or_none(samples))
             )
-        self.exploration.notify(explored_candidates, explored_results)
+        self.exploration.notify(explored_candidates, explored_results, explored_hashes)
         self.provenance.write(provenance)
         if self.turn is not None and best_before is not None:
             self.turns.record(
@@ -303,7 +306,7 @@ class DropletTask:
             + (f"{best.latency * 1e6:.2f} us ({best.phase})" if best else "none")
             + (
                 f"; the cost model was still guessing {self.ranker.guessed} times it was asked "
-                "to rank (the descent's order kept)"
+                "(the explorer sampled, the descent kept its order)"
                 if self.ranker.guessed
                 else ""
             )

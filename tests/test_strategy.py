@@ -142,7 +142,7 @@ def test_control_measures_the_centre_again_in_every_descent_batch():
 
 
 class _CountingExplorer:
-    """TVM's explorer, counting how often its genetic search is asked for a batch."""
+    """One of TVM's explorers, counting how often it is asked for a batch."""
 
     def __init__(self, explorer):
         self.explorer, self.calls = explorer, 0
@@ -156,9 +156,11 @@ class _CountingExplorer:
 
 
 def _drive_with_phases(strategy, spaces, max_trials, per_iter, latency, cost_model=None):
-    """Run the task as the scheduler does; the phases of every batch, and the explorer.
+    """Run the task as the scheduler does; the phases of every batch, and TVM's explorers.
 
-    The cost model is a guessing ``RandomModel`` unless ``cost_model`` is given.
+    The cost model is a guessing ``RandomModel`` unless ``cost_model`` is given. The explorers
+    count their calls: the exploration's EvolutionarySearch, and the ReplayTrace it samples
+    with while the model guesses (``None`` with ``sample_while_guessing=False``).
     """
     strategy.pre_tuning(
         max_trials,
@@ -169,6 +171,9 @@ def _drive_with_phases(strategy, spaces, max_trials, per_iter, latency, cost_mod
     )
     task = strategy.task
     explorer = task.exploration.explorer = _CountingExplorer(task.exploration.explorer)
+    sampler = task.exploration.sampler
+    if sampler is not None:
+        sampler = task.exploration.sampler = _CountingExplorer(sampler)
     phases = []
     candidates = strategy.generate_measure_candidates()
     while candidates is not None:
@@ -180,21 +185,22 @@ def _drive_with_phases(strategy, spaces, max_trials, per_iter, latency, cost_mod
         ]
         strategy.notify_runner_results(candidates, results)
         candidates = strategy.generate_measure_candidates()
-    return phases, explorer
+    return phases, explorer, sampler
 
 
 def test_explore_share_keeps_the_explorer_in_every_descent_batch():
     strategy, _, spaces = _evolutionary_setup(explore_share=0.25)
-    phases, explorer = _drive_with_phases(
+    phases, explorer, sampler = _drive_with_phases(
         strategy, spaces, 64, 8, lambda candidate, phase: tile_latency(candidate)
     )
     task = strategy.task
     # Two batches of exploration (explore_trials=16), then 2 of every 8 from the explorer.
     assert [p.count("explore") for p in phases] == [8, 8, 2, 2, 2, 2, 2, 2]
     assert task.stats.explored == 28 and task.stats.descended == 36
-    # One genetic search a batch-size of explored candidates, as EvolutionarySearch itself
-    # runs: 28 explored candidates took 4 calls, not one per batch (8).
-    assert explorer.calls == 4
+    # One call of the explorer a batch-size of explored candidates, as EvolutionarySearch
+    # itself runs: 28 explored candidates took 4 calls, not one per batch (8); all of them
+    # sampled, the model guessing.
+    assert sampler.calls == 4 and explorer.calls == 0
     # No program twice.
     assert len(task.seen) == 64
     strategy.post_tuning()
@@ -210,7 +216,7 @@ def test_an_explored_program_faster_than_the_centre_starts_a_descent():
             return fast
         return tile_latency(candidate)
 
-    phases, _ = _drive_with_phases(strategy, spaces, 40, 8, latency)
+    phases, *_ = _drive_with_phases(strategy, spaces, 40, 8, latency)
     task = strategy.task
     assert phases[2].count("explore") == 2
     assert task.stats.descents_started >= 2
@@ -218,6 +224,44 @@ def test_an_explored_program_faster_than_the_centre_starts_a_descent():
     # The descent that ran last started from an explored program, not from the first centre.
     assert active.droplet.centre_latency == pytest.approx(fast)
     assert active.phase == "restart"
+    strategy.post_tuning()
+
+
+@pytest.mark.parametrize("case", ["guessing", "learns", "option_off"])
+def test_the_exploration_samples_while_the_model_guesses(case):
+    import numpy as np
+
+    # adaptive_explore off: no batch after the exploration phase goes to the explorer.
+    strategy, _, spaces = _evolutionary_setup(
+        sample_while_guessing=case != "option_off", adaptive_explore=False
+    )
+    rng = np.random.default_rng(0)
+
+    def score(candidate):
+        # "learns": the model guesses for the first batch and has learned from the second.
+        if case == "learns" and strategy.task.issued >= 8:
+            return 1.0 / tile_latency(candidate)
+        return rng.uniform()
+
+    model = recording_model(score)
+    phases, explorer, sampler = _drive_with_phases(
+        strategy, spaces, 32, 8, lambda candidate, phase: tile_latency(candidate), model
+    )
+    task = strategy.task
+    # Two batches of exploration (explore_trials=16), then the descent, whoever explored.
+    assert [p.count("explore") for p in phases] == [8, 8, 0, 0]
+    assert len(task.seen) == 32
+    if case == "guessing":
+        # ReplayTrace's random samples, and no genetic search over random scores.
+        assert sampler.calls == 2 and explorer.calls == 0
+        assert task.exploration.sampler is not None
+    elif case == "learns":
+        # The second batch's sample showed a learned model: it was dropped, and
+        # EvolutionarySearch explored from then on.
+        assert sampler.calls == 2 and explorer.calls == 1
+        assert task.exploration.sampler is None
+    else:
+        assert sampler is None and explorer.calls == 2
     strategy.post_tuning()
 
 
@@ -238,7 +282,7 @@ def test_the_explorer_takes_batches_when_the_descent_stops_gaining(learned, adap
 
     # A model whose predictions repeat counts as learned; TVM's RandomModel guesses.
     model = recording_model(lambda c: 1.0 / tile_latency(c)) if learned else None
-    phases, _ = _drive_with_phases(strategy, spaces, 64, per_iter, latency, model)
+    phases, *_ = _drive_with_phases(strategy, spaces, 64, per_iter, latency, model)
     task = strategy.task
     explorer_batches = [number for number, p in enumerate(phases, 1) if "explore" in p]
     if learned and adaptive:

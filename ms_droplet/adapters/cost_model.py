@@ -80,13 +80,7 @@ class CostModelRanker:
             return False
         if not self.learned and not self.asked:
             self.asked = True
-            candidates = [_tvm.make_candidate(schedule)]
-            try:
-                self.learned = self._predict(candidates) == self._predict(candidates)
-            except Exception as err:  # a failing model ranks nothing
-                logger.debug("cost model could not predict: %s", err)
-            if not self.learned:
-                self.guessed += 1
+            self._learned_scores([_tvm.make_candidate(schedule)])
         return self.learned
 
     def new_batch(self) -> None:
@@ -94,27 +88,39 @@ class CostModelRanker:
         self.asked = False
 
     def order(self, schedules: Sequence[_tvm.Schedule]) -> list[int]:
-        """Indices of ``schedules``, predicted fastest first (given order without a model)."""
+        """Indices of ``schedules``, predicted fastest first.
+
+        The given order stands without a model, and while the model is still guessing: its
+        order would only shuffle the descent's.
+        """
         identity = list(range(len(schedules)))
         if self.cost_model is None or len(schedules) < 2:
             return identity
-        candidates = [_tvm.make_candidate(sch) for sch in schedules]
-        try:
-            scores = self._predict(candidates)
-            if not self.learned:
-                # A model that is still guessing scores at random: TVM's XGBModel does so until
-                # it has seen num_warmup_samples (100) measurements, RandomModel always. Its
-                # order would only shuffle the descent's, so keep the descent's.
-                if self._predict(candidates) != scores:
-                    self.guessed += 1
-                    return identity
-                self.learned = True
-        except Exception as err:  # an untrained or failing model only loses the ordering
-            logger.debug("cost model could not rank neighbours: %s", err)
+        scores = self._learned_scores([_tvm.make_candidate(sch) for sch in schedules])
+        if scores is None:
             return identity
         # Scores are predicted throughput: higher is faster. sorted() is stable, so ties keep
         # the descent's order.
         return sorted(identity, key=lambda i: -scores[i])
+
+    def _learned_scores(self, candidates: list[_tvm.MeasureCandidate]) -> list[float] | None:
+        """The model's scores of ``candidates``; ``None`` while it guesses, or if it fails.
+
+        Until the model is known to have learned it predicts twice: a model that is still
+        guessing scores at random (TVM's XGBModel until it has seen num_warmup_samples (100)
+        measurements, RandomModel always), so its two predictions differ.
+        """
+        try:
+            scores = self._predict(candidates)
+            if not self.learned:
+                self.learned = self._predict(candidates) == scores
+        except Exception as err:  # a failing model ranks nothing; the search goes on
+            logger.debug("cost model could not predict: %s", err)
+            return None
+        if not self.learned:
+            self.guessed += 1
+            return None
+        return scores
 
     def _predict(self, candidates: list[_tvm.MeasureCandidate]) -> list[float]:
         return [float(s) for s in self.cost_model.predict(self.context, candidates)]
