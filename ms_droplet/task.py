@@ -310,7 +310,7 @@ class DropletTask:
                 if self.ranker.guessed
                 else ""
             )
-            + f"; droplet's own time {self.own_seconds:.2f} s"
+            + f"; droplet's own time {self.own_seconds:.4f} s"
             + (f" ({self.stats.adapter_seconds:.2f} s of it at the start)" if self.adapter else "")
         )
 
