@@ -23,6 +23,9 @@ touches a single file.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,6 +85,7 @@ __all__ = [
     "module_hash",
     "ms",
     "object_handle",
+    "register_tensor_intrinsics",
     "reseeded_copy",
     "run_seconds",
     "search_strategy_module",
@@ -161,6 +165,39 @@ def host_triple() -> str:
 def is_valid_cpu(cpu: str, triple: str) -> bool:
     """Whether this LLVM knows ``cpu`` as an ``mcpu`` for ``triple``."""
     return bool(codegen.llvm_is_valid_cpu(cpu, triple))
+
+
+# The tensor intrinsics a target kind's schedule rules can tensorize with: TVM's x86 (VNNI,
+# AVX-512), Arm and RISC-V intrinsics for LLVM, its tensor-core intrinsics for CUDA.
+_TENSOR_INTRINSIC_MODULES = {
+    "llvm": ("x86", "arm_cpu", "riscv_cpu"),
+    "cuda": ("cuda",),
+}
+_TENSOR_INTRIN_PACKAGE = "tvm.s_tir.tensor_intrin"
+
+
+def register_tensor_intrinsics(target: Target) -> None:
+    """Register the tensor intrinsics of ``target``'s kind only, as the process's intrinsics.
+
+    Every ``TuneContext`` imports ``tvm.s_tir.tensor_intrin``, which parses the TVMScript of
+    every target's intrinsics on its first import in a process: 20 - 40 s on a 2-core machine,
+    most of it CUDA's, where tuning a small CPU kernel takes seconds. For a process that tunes for
+    one target (``ms-droplet tune``, the benchmark harness), this imports the package without
+    its ``__init__`` and only the modules of the target's kind (about 2 s for LLVM), so that the
+    contexts' import finds it done. A process that then tunes for another kind would lack that
+    kind's intrinsics: call it only where the process has one target. Kinds without an entry,
+    or an import made already, keep TVM's full import.
+    """
+    if _TENSOR_INTRIN_PACKAGE in sys.modules:
+        return
+    modules = _TENSOR_INTRINSIC_MODULES.get(target.kind.name)
+    if modules is None:
+        importlib.import_module(_TENSOR_INTRIN_PACKAGE)
+        return
+    spec = importlib.util.find_spec(_TENSOR_INTRIN_PACKAGE)
+    sys.modules[_TENSOR_INTRIN_PACKAGE] = importlib.util.module_from_spec(spec)
+    for module in modules:
+        importlib.import_module(f"{_TENSOR_INTRIN_PACKAGE}.{module}")
 
 
 def estimate_flops(mod: IRModule) -> float:

@@ -177,6 +177,7 @@ def _target(text: str | None) -> Any:
 
 def tune_command(args: argparse.Namespace) -> int:
     """Run ``ms-droplet tune``."""
+    from . import _tvm
     from .interrupt import GracefulStop
     from .job import recorded_trials, tune_and_check
     from .workloads import parse_workload
@@ -193,6 +194,7 @@ def tune_command(args: argparse.Namespace) -> int:
             f"`ms-droplet tune` checks results on the host CPU; target kind "
             f"'{target.kind.name}' is not supported by this command (use the Python API)"
         )
+    _tvm.register_tensor_intrinsics(target)
     strategy = _strategy(args.strategy, args.option)
     with tempfile.TemporaryDirectory(prefix="ms_droplet_") as scratch, GracefulStop() as stop:
         work_dir = args.work_dir or scratch

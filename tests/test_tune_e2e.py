@@ -47,6 +47,44 @@ def test_cli_tunes_checks_and_reports(tmp_path, workload):
     assert result["latency_us"] > 0 and result["gflops"] > 0
 
 
+# A fresh process: this one imported every intrinsic with its first TuneContext.
+_ONE_KIND_OF_INTRINSICS = """
+import json, sys
+import tvm
+from tvm import te
+from ms_droplet import _tvm
+from tvm.s_tir import meta_schedule as ms
+
+target = tvm.target.Target({"kind": "llvm", "mcpu": "cascadelake", "num-cores": 2})
+_tvm.register_tensor_intrinsics(target)
+a = te.placeholder((64, 64), "uint8", name="a")
+b = te.placeholder((64, 64), "int8", name="b")
+k = te.reduce_axis((0, 64), "k")
+c = te.compute(
+    (64, 64), lambda i, j: te.sum(a[i, k].astype("int32") * b[j, k].astype("int32"), axis=k)
+)
+context = ms.TuneContext(
+    mod=tvm.IRModule({"main": te.create_prim_func([a, b, c])}),
+    target=target,
+    space_generator="post-order-apply",
+    search_strategy="replay-trace",
+    num_threads=1,
+)
+print(json.dumps({
+    "vnni_spaces": sum("dot_16x4_vnni" in str(s.trace) for s in context.generate_design_space()),
+    "cuda_loaded": "tvm.s_tir.tensor_intrin.cuda" in sys.modules,
+}))
+"""
+
+
+def test_a_cpu_job_registers_the_cpu_intrinsics_and_skips_cudas(tmp_path):
+    # An int8 matmul on a VNNI CPU: the default schedule rules tensorize it with TVM's x86
+    # intrinsic, which is registered; CUDA's intrinsics (most of the import) are not parsed.
+    out = run_child(["-c", _ONE_KIND_OF_INTRINSICS], cwd=tmp_path)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["vnni_spaces"] > 0 and not result["cuda_loaded"]
+
+
 def test_cli_rejects_bad_input(tmp_path):
     for args, message in [
         (["tune", "GMM:99"], "has indices"),

@@ -19,6 +19,7 @@ from tvm.script import relax as R
 # Before this script imports anything of ms_droplet itself.
 AUTOLOADED = "ms_droplet" in sys.modules
 
+from ms_droplet import _tvm  # noqa: E402
 from ms_droplet.job import fast_local_builder  # noqa: E402
 
 TARGET = tvm.target.Target({"kind": "llvm", "num-cores": 2})
@@ -26,6 +27,9 @@ TARGET = tvm.target.Target({"kind": "llvm", "num-cores": 2})
 # import in every fresh worker, 10 - 20 s a batch. TVM's stock builder is the one of the pass,
 # pipeline, tune_te and upstream tests.
 BUILDER = fast_local_builder()
+# Its CPU's tensor intrinsics only: TVM parses every target's on the first TuneContext, 30 s of
+# CUDA's on two cores that this CPU job does not use.
+_tvm.register_tensor_intrinsics(TARGET)
 
 
 @I.ir_module
