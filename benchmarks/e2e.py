@@ -37,7 +37,7 @@ from typing import Any
 
 from .environment import measured_commit, tuned_commit
 from .models import get_model, tuning_module
-from .tuning_runs import log_seconds
+from .tuning_runs import log_seconds, variant_suffix
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,10 +57,15 @@ class ModelRunSpec:
     # DropletSearch options of a droplet run, as sorted (name, value) pairs.
     options: tuple = ()
 
+    def __hash__(self) -> int:
+        # An option's value may be a dict (``evolutionary``'s keyword arguments); the run id
+        # names every field.
+        return hash(self.run_id)
+
     @property
     def run_id(self) -> str:
         """A file-system-safe name."""
-        variant = "".join(f"_{name}-{value}" for name, value in self.options)
+        variant = variant_suffix(self.options)
         scheduler = "" if self.scheduler == "gradient" else f"__{self.scheduler}"
         return f"{self.model}__{self.method}{variant}__N{self.trials}__s{self.seed}{scheduler}"
 

@@ -28,6 +28,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,29 @@ class RunSpec:
     # DropletSearch options of a droplet run, as sorted (name, value) pairs.
     options: tuple = ()
 
+    def __hash__(self) -> int:
+        # An option's value may be a dict (``evolutionary``'s keyword arguments); the run id
+        # names every field.
+        return hash(self.run_id)
+
     @property
     def run_id(self) -> str:
         """A file-system-safe name."""
-        variant = "".join(f"_{name}-{value}" for name, value in self.options)
         return (
-            f"{self.workload.replace(':', '-')}__{self.method}{variant}__B{self.budget}"
-            f"__s{self.seed}"
+            f"{self.workload.replace(':', '-')}__{self.method}{variant_suffix(self.options)}"
+            f"__B{self.budget}__s{self.seed}"
         )
+
+
+def variant_suffix(options: tuple) -> str:
+    """``_name-value`` per option for a run id; a dict value as ``key=value`` pairs joined by +."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, Mapping):
+            return "+".join(f"{key}={value[key]}" for key in sorted(value))
+        return str(value)
+
+    return "".join(f"_{name}-{text(value)}" for name, value in options)
 
 
 def plan(profile: Any, droplet_options: dict | None = None) -> list[RunSpec]:

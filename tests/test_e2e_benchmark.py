@@ -150,6 +150,13 @@ def test_plan_pairs_every_seed_and_tunes_each_run_once():
         "cnn__droplet__N256__s0__round-robin",
         "cnn__evolutionary__N256__s0__round-robin",
     ]
+    # A dict-valued option (EvolutionarySearch's keyword arguments): a spec still keys the
+    # runs, and its run id is a plain folder name.
+    evolutionary = {"evolutionary": {"population_size": 128, "eps_greedy": 0.1}}
+    specs = plan("cnn", 256, 1, (0,), 16, "gradient", [{}, evolutionary])
+    assert len(set(specs)) == 3
+    variant = "evolutionary-eps_greedy=0.1+population_size=128"
+    assert specs[1].run_id == f"cnn__droplet_{variant}__N256__s0"
 
 
 def test_a_summary_names_the_commit_its_runs_were_tuned_with():
