@@ -407,6 +407,30 @@ def test_unknown_and_invalid_options_are_named():
         DropletSearch(evolutionary={"population": 3})
 
 
+@pytest.mark.parametrize(
+    ("given", "population", "eps_greedy"),
+    [({}, 128, 0.05), ({"eps_greedy": 0.1}, 128, 0.1), (None, 512, 0.05)],
+    ids=["default", "amended", "tvm"],
+)
+def test_the_explorer_gets_the_evolutionary_settings_over_droplets_defaults(
+    given, population, eps_greedy
+):
+    strategy = DropletSearch(explore_trials=8, evolutionary=given)
+    context = tune_context(te_module("GMM", 0), strategy=strategy)
+    strategy.pre_tuning(
+        16,
+        8,
+        context.generate_design_space(),
+        ms.database.MemoryDatabase(),
+        ms.cost_model.RandomModel(seed=1),
+    )
+    explorer = strategy.task.exploration.explorer
+    assert isinstance(explorer, ms.search_strategy.EvolutionarySearch)
+    assert explorer.population_size == population
+    assert explorer.eps_greedy == pytest.approx(eps_greedy)
+    strategy.post_tuning()
+
+
 def test_misuse_gets_a_clear_error():
     strategy = DropletSearch()
     with pytest.raises(ValueError, match="needs a TuneContext"):
