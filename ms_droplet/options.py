@@ -39,6 +39,10 @@ class Option:
     check: Callable[[Any], bool]
     expects: str
 
+    def fresh_default(self) -> Any:
+        """The default, a dict default as a new dict (each strategy may amend its own)."""
+        return dict(self.default) if isinstance(self.default, Mapping) else self.default
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -241,10 +245,7 @@ def resolve_options(given: Mapping[str, Any]) -> dict[str, Any]:
             f"Unknown DropletSearch option '{name}'.{hint} "
             f"Known options: {', '.join(sorted(_BY_NAME))}."
         )
-    resolved = {
-        option.name: dict(option.default) if isinstance(option.default, Mapping) else option.default
-        for option in OPTIONS
-    }
+    resolved = {option.name: option.fresh_default() for option in OPTIONS}
     for name, value in given.items():
         option = _BY_NAME[name]
         if not option.check(value):
@@ -265,7 +266,6 @@ def options_docstring() -> str:
     """Numpydoc ``Parameters`` entries for every option."""
     lines = []
     for option in OPTIONS:
-        default = dict(option.default) if isinstance(option.default, Mapping) else option.default
-        lines.append(f"{option.name} : {option.expects}, default {default!r}")
+        lines.append(f"{option.name} : {option.expects}, default {option.fresh_default()!r}")
         lines.append(f"    {option.doc}")
     return "\n".join(lines)
