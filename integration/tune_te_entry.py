@@ -29,20 +29,28 @@ Usage (same arguments as tune_te; under ``ms-droplet run`` droplet is its strate
 
 With ``TUNE_TE_LOCAL_RUNNER=1`` the ``RPCRunner`` tune_te builds becomes a ``LocalRunner`` with the
 same evaluator settings, so that the RPC path's cost can be measured against the local one
-(``rpc_tune_te.py --runner local``).
+(``rpc_tune_te.py --runner local``). With ``TUNE_TE_BUILDER_TIMEOUT=SECONDS`` tune_te's builder,
+TVM's ``LocalBuilder``, keeps its build function but gets that timeout instead of its 30 s: each
+of its workers imports every target's tensor intrinsics inside its first build, which takes 38 s
+on a 2-core Zen 3 (``python -c "import tvm, tvm.s_tir.tensor_intrin"``), so that at 30 s every
+build there times out, whatever the strategy.
 """
 
 import os
 import runpy
 from typing import Any
 
-from tvm.s_tir.meta_schedule import runner, tir_integration
+from tvm.s_tir.meta_schedule import builder, runner, tir_integration
 
 TUNE_TE = "tvm.s_tir.meta_schedule.testing.tune_te"
 
 
-def _tune_tir_returning_the_best_schedule(original: Any) -> Any:
+def _tune_tir_returning_the_best_schedule(
+    original: Any, builder_timeout_sec: float | None = None
+) -> Any:
     def tune_tir(*args: Any, **kwargs: Any) -> Any:
+        if builder_timeout_sec is not None and "builder" not in kwargs:
+            kwargs["builder"] = builder.LocalBuilder(timeout_sec=builder_timeout_sec)
         database = original(*args, **kwargs)
         mod = kwargs["mod"] if "mod" in kwargs else args[0]
         target = kwargs["target"] if "target" in kwargs else args[1]
@@ -60,5 +68,8 @@ def _local_runner(*args: Any, evaluator_config: Any = None, **kwargs: Any) -> An
 if __name__ == "__main__":
     if os.environ.get("TUNE_TE_LOCAL_RUNNER") == "1":
         runner.RPCRunner = _local_runner
-    tir_integration.tune_tir = _tune_tir_returning_the_best_schedule(tir_integration.tune_tir)
+    timeout = os.environ.get("TUNE_TE_BUILDER_TIMEOUT")
+    tir_integration.tune_tir = _tune_tir_returning_the_best_schedule(
+        tir_integration.tune_tir, float(timeout) if timeout else None
+    )
     runpy.run_module(TUNE_TE, run_name="__main__", alter_sys=True)
