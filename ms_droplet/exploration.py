@@ -29,6 +29,14 @@ While the cost model still guesses, the candidates come from ``ReplayTrace`` ins
 model that guesses (TVM's ``XGBModel`` until it has seen ``num_warmup_samples`` measurements)
 scores at random, so its genetic search then costs seconds a batch to pick random programs of the
 design space, which ReplayTrace samples directly.
+
+A design space that samples no decision (reshapes, transposes and other injective kernels) leaves
+TVM's explorers next to nothing to search: ReplayTrace proposes its one program again and again,
+and EvolutionarySearch varies its parallel extent at most (no mutator of TVM changes the
+vectorize width, which moved the transformer benchmark's permutes by up to 30%). Such a space's
+tunable values are the parallel and vectorize annotations the descent varies, a few dozen
+combinations, so the exploration measures every distinct program among them in its first batch:
+MetaSchedule's task scheduler gives a small task one batch, often its only one.
 """
 
 from __future__ import annotations
@@ -38,9 +46,16 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _tvm
+from .space import DecisionSpace
 
 # Consecutive exploration batches that bring nothing new before the explorer counts as spent.
 MAX_STALE_EXPLORATIONS = 3
+# Most points (annotation combinations) of a design space that samples no decision for it to be
+# measured whole: the parallel and vectorize annotations take 7 values each on a CPU.
+MAX_ENUMERATED_POINTS = 256
+# Who proposed an explored program: TVM's explorer, its sampler while the model guesses, or the
+# enumeration of design spaces that sample nothing.
+EXPLORER, SAMPLER, ENUMERATION = "explorer", "sampler", "enumeration"
 
 
 class Exploration:
@@ -104,8 +119,12 @@ class Exploration:
                     max_trials, num_trials_per_iter, design_spaces, database, cost_model
                 )
         self.model_learned_on = model_learned_on
-        # Programs the sampler proposed: their results go back to it.
-        self.sampled: set[int] = set()
+        # Every program of design spaces that sample nothing, proposed once instead of asking
+        # the explorers (None: the design spaces sample decisions, or hold too many points).
+        self.enumerated = every_program(context, design_spaces)
+        # Programs the sampler or the enumeration proposed (the explorer's are not listed):
+        # results go back to the strategy that proposed them.
+        self.proposer: dict[int, str] = {}
         self.cap = cap
         self.taken = 0
         self.spent = False
@@ -141,7 +160,7 @@ class Exploration:
         while quota > 0 and not self.spent:
             start = time.perf_counter()
             try:
-                candidates, sampled = self._generate()
+                candidates, proposer = self._generate()
             except Exception as err:  # TVM's explorer failing ends exploring, not the tuning
                 last_line = (str(err).strip().splitlines() or [""])[-1]
                 self.error = f"{type(err).__name__}: {last_line}"
@@ -159,8 +178,8 @@ class Exploration:
                     continue
                 hashes.add(program_hash)
                 fresh.append((candidate, program_hash))
-            if sampled:
-                self.sampled.update(hashes)
+            if proposer != EXPLORER:
+                self.proposer.update(dict.fromkeys(hashes, proposer))
             if fresh:
                 self._stale = 0
                 taken = min(count, quota)
@@ -182,8 +201,8 @@ class Exploration:
         ``hashes`` are the candidates' program hashes, as :meth:`propose` returned them.
         """
         start = time.perf_counter()
-        for strategy, own in ((self.explorer, False), (self.sampler, True)):
-            mine = [i for i, h in enumerate(hashes) if (h in self.sampled) == own]
+        for strategy, source in ((self.explorer, EXPLORER), (self.sampler, SAMPLER)):
+            mine = [i for i, h in enumerate(hashes) if self.proposer.get(h, EXPLORER) == source]
             if strategy is not None and mine:
                 strategy.notify_runner_results(
                     [candidates[i] for i in mine], [results[i] for i in mine]
@@ -209,16 +228,62 @@ class Exploration:
         if self.sampler is not None:
             self.sampler.post_tuning()
 
-    def _generate(self) -> tuple[list[_tvm.MeasureCandidate] | None, bool]:
-        """A batch from the sampler while the model guesses, else from the explorer.
+    def _generate(self) -> tuple[list[_tvm.MeasureCandidate] | None, str]:
+        """Every program of a space that samples nothing, once (the exploration is then spent);
+        else a batch from the sampler while the model guesses, else from the explorer.
 
-        Also whether the sampler proposed it. The first sampled batch on which the model has
-        learned is dropped, and the sampler with it: a model does not return to guessing.
+        Also who proposed it. The first sampled batch on which the model has learned is dropped,
+        and the sampler with it: a model does not return to guessing.
         """
+        if self.enumerated is not None:
+            candidates, self.enumerated = self.enumerated, None
+            self.spent = True
+            return candidates, ENUMERATION
         if self.sampler is not None:
             sampled = self.sampler.generate_measure_candidates()
             if sampled and not self.model_learned_on(sampled[0].sch):
-                return sampled, True
+                return sampled, SAMPLER
             self.sampler.post_tuning()
             self.sampler = None
-        return self.explorer.generate_measure_candidates(), False
+        return self.explorer.generate_measure_candidates(), EXPLORER
+
+
+def every_program(
+    context: _tvm.TuneContext, design_spaces: list[_tvm.Schedule]
+) -> list[_tvm.MeasureCandidate] | None:
+    """Candidates of every program of ``design_spaces`` if none of them samples a decision.
+
+    ``None`` when a design space samples a decision (the explorers have a space to search),
+    when none has an annotation to vary, or when one holds more than
+    :data:`MAX_ENUMERATED_POINTS` points. Annotation values past a loop's extent give the same
+    program: each program comes once.
+    """
+    generator = context.space_generator
+    if not design_spaces or generator is None or generator.postprocs is None:
+        return None
+    if any(len(space.trace.decisions) for space in design_spaces):
+        return None
+    candidates = []
+    hashes: set[int] = set()
+    # Whether some design space has a value to vary; if none has, the explorers propose what
+    # there is.
+    varied = False
+    for design_space in design_spaces:
+        try:
+            space = DecisionSpace(context.mod, design_space.trace, list(generator.postprocs))
+        except Exception:  # a trace this version cannot read: leave it to the explorers
+            return None
+        points = space.every_point(MAX_ENUMERATED_POINTS)
+        if points is None:
+            return None
+        varied = varied or bool(space.coordinates)
+        # The design space's own program first, then by distance from it: an exploration
+        # capped below the number of programs measures TVM's default and its nearest variants.
+        points.sort(key=lambda p: sum(abs(a - b) for a, b in zip(p, space.origin)))
+        for point in points:
+            sch = space.replay(point)
+            program_hash = None if sch is None else _tvm.module_hash(sch.mod)
+            if program_hash is not None and program_hash not in hashes:
+                hashes.add(program_hash)
+                candidates.append(_tvm.make_candidate(sch))
+    return candidates if varied else None

@@ -38,6 +38,7 @@ the space generator's postprocessors, exactly as MetaSchedule's own strategies r
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -207,6 +208,12 @@ class DecisionSpace:
     def sizes(self) -> tuple[int, ...]:
         """Number of valid values of every coordinate."""
         return tuple(len(c.values) for c in self.coordinates)
+
+    def every_point(self, limit: int) -> list[tuple[int, ...]] | None:
+        """Every valid point of the space, or ``None`` when its box holds more than ``limit``."""
+        if math.prod(self.sizes) > limit:
+            return None
+        return [p for p in itertools.product(*map(range, self.sizes)) if self.is_valid(p)]
 
     def trace_of(self, point: Sequence[int]) -> _tvm.Trace:
         """The trace whose decisions are the values at ``point`` (which must be valid)."""

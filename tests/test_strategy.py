@@ -5,6 +5,7 @@ import tvm
 from conftest import (
     drive,
     recording_model,
+    sampled_candidates,
     synthetic_latency,
     te_module,
     tile_latency,
@@ -450,6 +451,57 @@ def test_registry_keeps_tvm_behaviour_for_other_names():
     assert ms.search_strategy.create is create or ms.search_strategy.create("droplet")
     context = tune_context(te_module("GMM", 0), strategy="droplet")
     assert isinstance(context.search_strategy, ms.search_strategy.SearchStrategy)
+
+
+def _head_split_module():
+    """The permute of an attention block's heads: [tokens, 3, heads, head size] -> [3, heads,
+    tokens, head size]."""
+    from tvm import te
+
+    qkv = te.placeholder((64, 3, 4, 32), "float32", name="qkv")
+    heads = te.compute((3, 4, 64, 32), lambda s, h, t, d: qkv[t, s, h, d], name="heads")
+    return tvm.IRModule({"main": te.create_prim_func([qkv, heads])})
+
+
+@pytest.mark.tuning
+def test_a_space_that_samples_nothing_is_measured_whole_in_its_first_batch(tmp_path):
+    from ms_droplet.exploration import every_program
+    from ms_droplet.job import evaluator_runner, fast_local_builder, host_target
+
+    # MetaSchedule's CPU design space of a permute samples no decision: it annotates the
+    # parallel extent and the vectorize width, and no mutator of TVM changes the latter.
+    mod, target = _head_split_module(), host_target()
+    context = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply")
+    spaces = context.generate_design_space()
+    assert [len(space.trace.decisions) for space in spaces] == [0]
+    # A space that samples decisions is left to the explorers.
+    matmul = tune_context(te_module("GMM", 0))
+    assert every_program(matmul, matmul.generate_design_space()) is None
+    programs, logs = {}, {}
+    for name, strategy in (("evolutionary", "evolutionary"), ("droplet", DropletSearch())):
+        database = ms.tune_tir(
+            mod,
+            target,
+            str(tmp_path / name),
+            max_trials_global=32,
+            num_trials_per_iter=16,
+            strategy=strategy,
+            builder=fast_local_builder(),
+            runner=evaluator_runner(),
+        )
+        records = database.get_all_tuning_records()
+        assert all(record.run_secs and float(record.run_secs[0]) < 1 for record in records)
+        programs[name] = [_tvm.module_hash(r.as_measure_candidate().sch.mod) for r in records]
+        logs[name] = "".join(log.read_text() for log in (tmp_path / name / "logs").glob("*task*"))
+    # Droplet measures every distinct program in one batch, TVM's default among them, and
+    # ends; EvolutionarySearch varies the parallel extent at most, so it finds a few of them.
+    (default,) = sampled_candidates(context, 1)
+    assert len(programs["droplet"]) == len(set(programs["droplet"])) > 2
+    assert set(programs["evolutionary"]) < set(programs["droplet"])
+    assert _tvm.module_hash(default.sch.mod) in programs["droplet"]
+    count = len(programs["droplet"])
+    assert logs["droplet"].count("droplet: batch of") == 1
+    assert f"droplet: batch of {count} candidates, {count} explored" in logs["droplet"]
 
 
 def test_descent_records_replay_as_tvm_replays_database_records():
