@@ -178,7 +178,7 @@ def _target(text: str | None) -> Any:
 def tune_command(args: argparse.Namespace) -> int:
     """Run ``ms-droplet tune``."""
     from . import _tvm
-    from .interrupt import GracefulStop
+    from .interrupt import GracefulStop, end_worker_processes
     from .job import recorded_trials, tune_and_check
     from .workloads import parse_workload
 
@@ -215,7 +215,7 @@ def tune_command(args: argparse.Namespace) -> int:
         except UserInputError:
             raise
         except Exception as err:
-            _end_worker_processes()
+            end_worker_processes()
             recorded = recorded_trials(workload, target, work_dir)
             where = (
                 f"in {work_dir}; the same command resumes from them"
@@ -252,22 +252,6 @@ def tune_command(args: argparse.Namespace) -> int:
             f"({'OK' if result.correct else 'MISMATCH'})"
         )
     return 0 if result.correct else 1
-
-
-def _end_worker_processes() -> None:
-    """End the builder and runner workers a stopped or failed tuning left behind.
-
-    MetaSchedule shuts its worker pools down when a batch completes; when tuning ends inside a
-    batch (a signal, a failure), pools can be left whose workers never see their parent go and
-    would outlive the command.
-    """
-    import psutil
-
-    for child in psutil.Process().children(recursive=True):
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
 
 
 def post_opt_command(args: argparse.Namespace) -> int:

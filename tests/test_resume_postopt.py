@@ -211,13 +211,26 @@ def test_interrupted_and_killed_tunes_finish_their_budget_measuring_nothing_twic
 
 
 def test_sigterm_is_a_request_to_stop_and_a_second_signal_stops_at_once():
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     with GracefulStop() as stop:
+        # A worker started while tuning: the terminal's Ctrl-C, sent to the whole group, does
+        # not reach it, and the batch it measures completes.
+        worker = subprocess.Popen(sleeper)
+        os.kill(worker.pid, signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=1)
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.requested and stop.signal_name == "SIGTERM"
         assert stop.exit_code() == 128 + signal.SIGTERM
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
+            # The listener thread takes the SIGINT: the interrupt comes a moment later.
+            time.sleep(10)
+    # The second signal ended the workers first: the main thread waits on them while tuning.
+    assert worker.wait(timeout=10) == -signal.SIGKILL
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
 
 
 def test_the_cost_model_learns_from_the_descent_through_metaschedule_callbacks(tmp_path):
