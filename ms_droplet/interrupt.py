@@ -67,6 +67,9 @@ class GracefulStop:
         if threading.current_thread() is not threading.main_thread():
             return self
         self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handle)
+        if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks, no shielding
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handle)
+            return self
         self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handle_in_main)
         self._wakeup = os.pipe()
         for fd in self._wakeup:
@@ -96,7 +99,10 @@ class GracefulStop:
         return 128 + int(getattr(signal, self.signal_name or "SIGINT"))
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        """The main thread's SIGTERM handler: the first asks to stop, the next stops at once."""
+        """Ask to stop on a first signal, stop at once on the next.
+
+        The main thread's handler for SIGTERM, and for SIGINT where signals cannot be masked.
+        """
         del frame
         if self.signal_name is not None:
             self._restore()
