@@ -229,11 +229,12 @@ class Exploration:
             self.sampler.post_tuning()
 
     def _generate(self) -> tuple[list[_tvm.MeasureCandidate] | None, str]:
-        """Every program of a space that samples nothing, once (the exploration is then spent);
-        else a batch from the sampler while the model guesses, else from the explorer.
+        """The next batch to explore, and who proposed it.
 
-        Also who proposed it. The first sampled batch on which the model has learned is dropped,
-        and the sampler with it: a model does not return to guessing.
+        Every program of a space that samples nothing, once (the exploration is then spent);
+        else a batch from the sampler while the model guesses, else from the explorer. The first
+        sampled batch on which the model has learned is dropped, and the sampler with it: a
+        model does not return to guessing.
         """
         if self.enumerated is not None:
             candidates, self.enumerated = self.enumerated, None

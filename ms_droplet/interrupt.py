@@ -135,9 +135,7 @@ class GracefulStop:
                 received = os.read(wakeup_fd, 512)
             except BlockingIOError:
                 continue
-            except OSError:  # closed by _restore: the stop is over
-                return
-            if not received:
+            if not received:  # _restore closed the write end: the stop is over
                 return
             for _ in range(received.count(signal.SIGINT)):
                 if self.signal_name is None:
