@@ -66,7 +66,12 @@ class GracefulStop:
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is not threading.main_thread():
             return self
-        self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handle)
+        # A signal ignored on entry stays ignored: a process started with nohup, or with & from
+        # a script, is meant to outlive the terminal's Ctrl-C, and its workers with it.
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handle)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            return self
         if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks, no shielding
             self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handle)
             return self

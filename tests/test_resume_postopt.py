@@ -149,6 +149,9 @@ def _start_tune(args, cwd, stderr=subprocess.DEVNULL):
         stderr=stderr,
         text=True,
         start_new_session=True,
+        # Ctrl-C as in a terminal, even when this suite runs in the background (SIGINT ignored,
+        # which the child would inherit and keep).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -210,8 +213,33 @@ def test_interrupted_and_killed_tunes_finish_their_budget_measuring_nothing_twic
     assert "warm-start" in phases and len(phases) >= trials - stopped_at
 
 
+def test_a_signal_ignored_on_entry_stays_ignored():
+    # As under nohup, or & from a script: Ctrl-C is not the run's to take.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with GracefulStop() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            assert not stop.requested
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_sigterm_is_a_request_to_stop_and_a_second_signal_stops_at_once():
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    # Python's own Ctrl-C handler, whatever this test process was started with (pytest run in
+    # the background inherits SIGINT ignored, which GracefulStop leaves alone: test above).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _second_signal_stops_at_once(sleeper)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _second_signal_stops_at_once(sleeper: list[str]) -> None:
     with GracefulStop() as stop:
         # A worker started while tuning: the terminal's Ctrl-C, sent to the whole group, does
         # not reach it, and the batch it measures completes.
