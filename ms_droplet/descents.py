@@ -298,11 +298,8 @@ class Descents:
 
     def _start(self, measured: dict[int, Measured]) -> bool:
         """Begin a descent from the fastest measured program not started from yet."""
-        descended = (DESCENT, RESTART, WARM_START)
         for record in sorted(measured.values(), key=lambda m: m.latency):
             if record.module_hash in self.started:
-                continue
-            if self.options["restart_from"] == "explored" and record.phase in descended:
                 continue
             self.started.add(record.module_hash)
             try:
