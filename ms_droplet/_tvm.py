@@ -227,6 +227,24 @@ def int_value(value: Any) -> int:
     return int(getattr(value, "value", value))
 
 
+def trace_structure(trace: Trace) -> str:
+    """A trace's instructions before post-processing, printed without the values searched.
+
+    Decisions and integer annotation values (the parallel extent, which TVM's MutateParallel
+    and the descent change) are left out: the programs sampled from one design space share
+    this key, and those of different design spaces (another sketch: a cache stage more or
+    less, or one computed at another loop) do not.
+    """
+    instructions = []
+    # Simplified: a design space's own trace holds queries whose results no later instruction
+    # uses, which the traces of its measured programs no longer do.
+    for inst in trace.simplified(remove_postproc=True).insts:
+        if inst.kind.name == "Annotate" and isinstance(inst.inputs[1], (int, IntImm)):
+            inst = with_annotation_value(inst, 0)
+        instructions.append(inst)
+    return str(Trace(instructions, {}))
+
+
 def with_annotation_value(inst: Instruction, value: int) -> Instruction:
     """Copy of an ``Annotate`` instruction with a new integer annotation value."""
     inputs: Sequence[Any] = list(inst.inputs)

@@ -43,6 +43,8 @@ class Descent:
     space: DecisionSpace
     droplet: Droplet
     phase: str
+    # The design space (sketch) it walks: see _tvm.trace_structure.
+    structure: str
     converged: bool = False
 
 
@@ -103,6 +105,8 @@ class Descents:
         # Printed trace -> structural hash of its program (None: TVM rejected it), over all
         # descents of the task: descents from different starts meet on the same traces.
         self.replayed: dict[str, int | None] = {}
+        # Program hash -> the design space its trace comes from (restart_other_spaces).
+        self.structures: dict[int, str] = {}
 
     @property
     def waiting(self) -> bool:
@@ -296,9 +300,23 @@ class Descents:
             return True
         return self._start(measured)
 
+    def _structure(self, record: Measured) -> str:
+        """The design space ``record`` was sampled from (printed once per program)."""
+        if record.module_hash not in self.structures:
+            self.structures[record.module_hash] = _tvm.trace_structure(record.trace)
+        return self.structures[record.module_hash]
+
     def _start(self, measured: dict[int, Measured]) -> bool:
-        """Begin a descent from the fastest measured program not started from yet."""
-        for record in sorted(measured.values(), key=lambda m: m.latency):
+        """Begin a descent from the fastest measured program not started from yet.
+
+        With ``restart_other_spaces``, a restart tries the programs of design spaces no descent
+        has walked first.
+        """
+        order = sorted(measured.values(), key=lambda m: m.latency)
+        if self.options["restart_other_spaces"] and self.descents:
+            walked = {d.structure for d in self.descents}
+            order.sort(key=lambda m: self._structure(m) in walked)
+        for record in order:
             if record.module_hash in self.started:
                 continue
             self.started.add(record.module_hash)
@@ -328,7 +346,7 @@ class Descents:
                 combine=self.options["combine_moves"],
             )
             droplet.restart(space.origin, record.samples)
-            descent = Descent(space, droplet, phase)
+            descent = Descent(space, droplet, phase, self._structure(record))
             self.descents.append(descent)
             self.active = descent
             self.stats.descents_started += 1

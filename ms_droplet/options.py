@@ -127,6 +127,17 @@ OPTIONS: tuple[Option, ...] = (
         f"one of {ON_CONVERGE}",
     ),
     Option(
+        "restart_other_spaces",
+        False,
+        "A restart goes first to the fastest measured program of a design space (a sketch: "
+        "MetaSchedule generates several per task) that no descent has walked yet, and only then "
+        "to the next-best program of one already walked. A descent changes decisions, never "
+        "the sketch, so without it every descent of a task can stay in the sketch the first "
+        "start happened to come from.",
+        lambda v: isinstance(v, bool),
+        "True or False",
+    ),
+    Option(
         "significance",
         0.25,
         "Level of the one-sided Welch t-test that accepts a faster neighbour as the new best "

@@ -382,6 +382,32 @@ def test_on_converge_policies(policy):
     strategy.post_tuning()
 
 
+@pytest.mark.parametrize("other_spaces", [False, True])
+def test_a_restart_goes_to_a_design_space_no_descent_walked(other_spaces):
+    strategy, _, spaces = _evolutionary_setup(restart_other_spaces=other_spaces)
+    # GMM's three design spaces (sketches) have three keys; every program of the first is ten
+    # times faster than any other, so a restart by latency alone never leaves it.
+    assert len({_tvm.trace_structure(space.trace) for space in spaces}) == 3
+    first = _tvm.trace_structure(spaces[0].trace)
+
+    def latency(candidate, phase):
+        slower = 1.0 if _tvm.trace_structure(candidate.sch.trace) == first else 10.0
+        return slower * tile_latency(candidate)
+
+    _drive_with_phases(strategy, spaces, 96, 8, latency)
+    task = strategy.task
+    assert task.stats.descents_started >= 2
+    walked = [descent.structure for descent in task.descents.descents]
+    measured_spaces = {task.descents._structure(m) for m in task.measured.values()}
+    assert walked[0] == first and len(measured_spaces) >= 2
+    if other_spaces:
+        # The first restart went to another sketch that the exploration had measured.
+        assert walked[1] != first
+    else:
+        assert set(walked) == {first}
+    strategy.post_tuning()
+
+
 def test_clone_is_independent_with_the_same_options():
     original = DropletSearch(explore_trials=4, on_converge="stop")
     clone = original.clone()
