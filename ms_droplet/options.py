@@ -133,7 +133,9 @@ OPTIONS: tuple[Option, ...] = (
         "MetaSchedule generates several per task) that no descent has walked yet, and only then "
         "to the next-best program of one already walked. A descent changes decisions, never "
         "the sketch, so without it every descent of a task can stay in the sketch the first "
-        "start happened to come from.",
+        "start happened to come from. Off by default: on six CPU kernels, four seeds, 0.981 of "
+        "the kernel latency without it (13 of 24 runs faster, Wilcoxon p 0.55), and 1.007 on a "
+        "Relax transformer (four seeds).",
         lambda v: isinstance(v, bool),
         "True or False",
     ),
