@@ -134,8 +134,8 @@ OPTIONS: tuple[Option, ...] = (
         "to the next-best program of one already walked. A descent changes decisions, never "
         "the sketch, so without it every descent of a task can stay in the sketch the first "
         "start happened to come from. Off by default: on six CPU kernels, four seeds, 0.981 of "
-        "the kernel latency without it (13 of 24 runs faster, Wilcoxon p 0.55), and 1.007 on a "
-        "Relax transformer (four seeds).",
+        "the kernel latency without it (13 of 24 runs faster, Wilcoxon p 0.55), 1.007 on a "
+        "Relax transformer (four seeds) and 1.019 on a Relax CNN (two seeds).",
         lambda v: isinstance(v, bool),
         "True or False",
     ),
