@@ -398,7 +398,7 @@ def test_a_restart_goes_to_a_design_space_no_descent_walked(other_spaces):
     task = strategy.task
     assert task.stats.descents_started >= 2
     walked = [descent.structure for descent in task.descents.descents]
-    measured_spaces = {task.descents._structure(m) for m in task.measured.values()}
+    measured_spaces = {_tvm.trace_structure(m.trace) for m in task.measured.values()}
     assert walked[0] == first and len(measured_spaces) >= 2
     if other_spaces:
         # The first restart went to another sketch that the exploration had measured.
