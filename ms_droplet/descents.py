@@ -43,9 +43,10 @@ class Descent:
     space: DecisionSpace
     droplet: Droplet
     phase: str
-    # The design space (sketch) it walks: see _tvm.trace_structure.
-    structure: str
     converged: bool = False
+    # The design space (sketch) it walks (see _tvm.trace_structure); only restart_other_spaces
+    # asks for it, so it stays None without that option.
+    structure: str | None = None
 
 
 @dataclass
@@ -105,8 +106,9 @@ class Descents:
         # Printed trace -> structural hash of its program (None: TVM rejected it), over all
         # descents of the task: descents from different starts meet on the same traces.
         self.replayed: dict[str, int | None] = {}
-        # Program hash -> the design space its trace comes from (restart_other_spaces).
-        self.structures: dict[int, str] = {}
+        # Program hash -> the design space its trace comes from (restart_other_spaces; None:
+        # TVM could not simplify the trace).
+        self.structures: dict[int, str | None] = {}
 
     @property
     def waiting(self) -> bool:
@@ -300,10 +302,18 @@ class Descents:
             return True
         return self._start(measured)
 
-    def _structure(self, record: Measured) -> str:
-        """The design space ``record`` was sampled from (printed once per program)."""
+    def _structure(self, record: Measured) -> str | None:
+        """The design space ``record`` was sampled from (printed once per program).
+
+        ``None`` when TVM cannot simplify its trace: such a program is skipped by the start
+        itself (DecisionSpace reads the same trace), so it must not stop the ordering.
+        """
         if record.module_hash not in self.structures:
-            self.structures[record.module_hash] = _tvm.trace_structure(record.trace)
+            try:
+                structure: str | None = _tvm.trace_structure(record.trace)
+            except Exception:  # a trace TVM cannot simplify: its sketch is unknown
+                structure = None
+            self.structures[record.module_hash] = structure
         return self.structures[record.module_hash]
 
     def _start(self, measured: dict[int, Measured]) -> bool:
@@ -312,9 +322,11 @@ class Descents:
         With ``restart_other_spaces``, a restart tries the programs of design spaces no descent
         has walked first.
         """
+        other_spaces = self.options["restart_other_spaces"]
         order = sorted(measured.values(), key=lambda m: m.latency)
-        if self.options["restart_other_spaces"] and self.descents:
+        if other_spaces and self.descents:
             walked = {d.structure for d in self.descents}
+            # Stable: by latency within the unwalked spaces, then within the walked ones.
             order.sort(key=lambda m: self._structure(m) in walked)
         for record in order:
             if record.module_hash in self.started:
@@ -346,7 +358,9 @@ class Descents:
                 combine=self.options["combine_moves"],
             )
             droplet.restart(space.origin, record.samples)
-            descent = Descent(space, droplet, phase, self._structure(record))
+            descent = Descent(space, droplet, phase)
+            if other_spaces:
+                descent.structure = self._structure(record)
             self.descents.append(descent)
             self.active = descent
             self.stats.descents_started += 1
