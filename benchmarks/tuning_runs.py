@@ -202,6 +202,33 @@ def resolved_options(spec: RunSpec) -> dict | None:
     return resolve_options(dict(spec.options))
 
 
+# DropletSearch options added after this harness began recording resolved options (95d534e),
+# each with the behaviour of the runs recorded before it existed (not its default: an option
+# added "on" changed what a run does); and options since removed, each with the value whose
+# behaviour is today's. A recorded run is read in today's terms, so that adding an option does not
+# outdate every recorded run, while a run from before a new default still differs from it. An
+# option missing here outdates the runs recorded before it, as before: the safe failure.
+OPTIONS_ADDED = {
+    "control": False,
+    "explore_share": 0.0,
+    "combine_moves": False,
+    "adaptive_explore": False,
+    "sample_while_guessing": False,
+    "restart_other_spaces": False,
+}
+OPTIONS_REMOVED = {"restart_from": "measured"}
+
+
+def options_in_todays_terms(tuned_with: dict) -> dict:
+    """A recorded run's resolved options as today's DropletSearch would name its behaviour."""
+    options = {**OPTIONS_ADDED, **tuned_with}
+    for name, behaviour_kept in OPTIONS_REMOVED.items():
+        # Any other value is a behaviour that is gone: it stays, and so differs from any spec.
+        if name in options and options[name] == behaviour_kept:
+            del options[name]
+    return options
+
+
 def load_run(out_dir: Path, spec: RunSpec) -> dict | None:
     """The finished run's record, or None.
 
@@ -210,6 +237,8 @@ def load_run(out_dir: Path, spec: RunSpec) -> dict | None:
     ValueError
         When the finished droplet run was tuned with other options than ``spec`` resolves to
         now (a default changed since): keeping it would report the old defaults as the new.
+        Options added or removed since the run are read as :data:`OPTIONS_ADDED` and
+        :data:`OPTIONS_REMOVED` say.
     """
     path = run_path(out_dir, spec) / "run.json"
     if not path.exists():
@@ -217,8 +246,11 @@ def load_run(out_dir: Path, spec: RunSpec) -> dict | None:
     record = json.loads(path.read_text())
     tuned_with = record.get("resolved_options")
     wanted = resolved_options(spec)
+    if tuned_with is not None and wanted is not None:
+        tuned_with = options_in_todays_terms(tuned_with)
     if tuned_with is not None and wanted is not None and tuned_with != wanted:
-        changed = sorted(name for name in wanted if tuned_with.get(name) != wanted[name])
+        changed = sorted(set(wanted) | set(tuned_with), key=str)
+        changed = [name for name in changed if tuned_with.get(name) != wanted.get(name)]
         raise ValueError(
             f"{path} was tuned with DropletSearch options {tuned_with}, but this run asks for "
             f"{wanted} (they differ in {', '.join(changed)}; did a default change?). Use "

@@ -11,6 +11,8 @@ from benchmarks.profiles import PROFILES
 from benchmarks.report import figures, geomean, trials_to_match
 from benchmarks.sweep import parse_variant, summarise, table
 from benchmarks.tuning_runs import (
+    OPTIONS_ADDED,
+    OPTIONS_REMOVED,
     RunSpec,
     cuda_target,
     load_run,
@@ -122,6 +124,41 @@ def test_a_droplet_run_tuned_under_other_defaults_is_not_resumed(tmp_path):
     record["resolved_options"] = {**resolved_options(spec), "explore_trials": 1000}
     (folder / "run.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="differ in explore_trials; did a default change"):
+        load_run(tmp_path, spec)
+
+
+def _record_run(tmp_path, spec, options):
+    record = {"run_id": spec.run_id, "resolved_options": options}
+    run_path(tmp_path, spec).mkdir(parents=True, exist_ok=True)
+    (run_path(tmp_path, spec) / "run.json").write_text(json.dumps(record))
+    return record
+
+
+def test_a_run_from_before_an_option_was_added_or_removed_is_read_in_todays_terms(tmp_path):
+    spec = RunSpec("GMM:0", "droplet", 8, 0, 4)
+    today = resolved_options(spec)
+    assert set(OPTIONS_ADDED) <= set(today) and not set(OPTIONS_REMOVED) & set(today)
+    # Recorded before restart_other_spaces existed: that run restarted as the option's default
+    # (off) does, so it is today's default run.
+    before = {k: v for k, v in today.items() if k != "restart_other_spaces"}
+    assert load_run(tmp_path, spec) is None
+    record = _record_run(tmp_path, spec, before)
+    assert load_run(tmp_path, spec) == record
+    # The same for a removed option at the value whose behaviour is today's.
+    record = _record_run(tmp_path, spec, {**today, "restart_from": "measured"})
+    assert load_run(tmp_path, spec) == record
+    # Recorded before sample_while_guessing existed: that run did not sample, and the option's
+    # default does, so the run is not today's default run.
+    _record_run(tmp_path, spec, {k: v for k, v in today.items() if k != "sample_while_guessing"})
+    with pytest.raises(ValueError, match="differ in sample_while_guessing;"):
+        load_run(tmp_path, spec)
+    # A removed option at another value was a behaviour that is gone.
+    _record_run(tmp_path, spec, {**today, "restart_from": "explored"})
+    with pytest.raises(ValueError, match="differ in restart_from;"):
+        load_run(tmp_path, spec)
+    # An option added since, missing from both tables, outdates the run (the safe failure).
+    _record_run(tmp_path, spec, {k: v for k, v in today.items() if k != "rank_pool"})
+    with pytest.raises(ValueError, match="differ in rank_pool;"):
         load_run(tmp_path, spec)
 
 
