@@ -37,7 +37,7 @@ from typing import Any
 
 from .environment import measured_commit, tuned_commit
 from .models import get_model, tuning_module
-from .tuning_runs import log_seconds, variant_suffix
+from .tuning_runs import check_options, log_seconds, resolved_options, variant_suffix
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,6 +194,7 @@ def execute(spec: ModelRunSpec, out_dir: Path, target: Any) -> dict:
         "spec": {**spec.__dict__, "options": dict(spec.options)},
         "run_id": spec.run_id,
         "variant": spec.variant,
+        "resolved_options": resolved_options(spec),
         "commit": measured_commit(),
         "work_dir": str(work_dir),
         "tuning_seconds": seconds,
@@ -295,8 +296,11 @@ def run_all(
     for index, spec in enumerate(order, 1):
         path = out_dir / "runs" / spec.run_id / "run.json"
         if path.exists():
-            print(f"[{index}/{len(specs)}] {spec.run_id}: done before, kept", flush=True)
             done[spec] = json.loads(path.read_text())
+            # A droplet run tuned under other defaults is not today's run (an older record,
+            # without resolved options, is kept as it is).
+            check_options(path, done[spec], spec)
+            print(f"[{index}/{len(specs)}] {spec.run_id}: done before, kept", flush=True)
         elif spec in longer:
             print(
                 f"[{index}/{len(specs)}] {spec.run_id}: the first {spec.trials} trials of "

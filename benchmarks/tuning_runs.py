@@ -193,8 +193,11 @@ def run_path(out_dir: Path, spec: RunSpec) -> Path:
     return out_dir / "runs" / spec.run_id
 
 
-def resolved_options(spec: RunSpec) -> dict | None:
-    """Every DropletSearch option a droplet run tunes with, defaults included; None otherwise."""
+def resolved_options(spec: Any) -> dict | None:
+    """Every DropletSearch option a droplet run tunes with, defaults included; None otherwise.
+
+    ``spec`` is a :class:`RunSpec` or an end-to-end run's spec: a ``method`` and ``options``.
+    """
     if spec.method != "droplet":
         return None
     from ms_droplet.options import resolve_options
@@ -244,11 +247,27 @@ def load_run(out_dir: Path, spec: RunSpec) -> dict | None:
     if not path.exists():
         return None
     record = json.loads(path.read_text())
+    check_options(path, record, spec)
+    return record
+
+
+def check_options(path: Path, record: dict, spec: Any) -> None:
+    """Refuse a finished run that was tuned under other options than ``spec`` resolves to now.
+
+    A run recorded without resolved options (an evolutionary run, or one older than the
+    record) is not checked.
+
+    Raises
+    ------
+    ValueError
+        Naming the options that differ, read as :func:`options_in_todays_terms` says.
+    """
     tuned_with = record.get("resolved_options")
     wanted = resolved_options(spec)
-    if tuned_with is not None and wanted is not None:
-        tuned_with = options_in_todays_terms(tuned_with)
-    if tuned_with is not None and wanted is not None and tuned_with != wanted:
+    if tuned_with is None or wanted is None:
+        return
+    tuned_with = options_in_todays_terms(tuned_with)
+    if tuned_with != wanted:
         changed = sorted(set(wanted) | set(tuned_with), key=str)
         changed = [name for name in changed if tuned_with.get(name) != wanted.get(name)]
         raise ValueError(
@@ -256,7 +275,6 @@ def load_run(out_dir: Path, spec: RunSpec) -> dict | None:
             f"{wanted} (they differ in {', '.join(changed)}; did a default change?). Use "
             f"another --out folder, or delete {path.parent} to tune it again."
         )
-    return record
 
 
 def log_seconds(work_dir: Path, pattern: str) -> float | None:

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.e2e import plan
+from benchmarks.e2e import ModelRunSpec, plan, run_all
 from benchmarks.e2e_report import figures, summary
 from benchmarks.environment import tuned_commit
+from benchmarks.tuning_runs import resolved_options
 from ms_droplet.adapters.provenance import PROVENANCE_FILE, read_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,6 +174,32 @@ def test_a_summary_names_the_commit_its_runs_were_tuned_with():
     # Runs tuned before runs recorded their commit.
     assert tuned_commit([run("droplet", None)]) == "unknown"
     assert tuned_commit([run("evolutionary", "b" * 40)]) == "unknown"
+
+
+def test_a_recorded_droplet_model_run_is_kept_only_under_the_same_options(tmp_path):
+    droplet = ModelRunSpec("cnn", "droplet", 32, 0, 16)
+    evolutionary = ModelRunSpec("cnn", "evolutionary", 32, 0, 16)
+    records = {}
+    for spec in (droplet, evolutionary):
+        records[spec] = {"run_id": spec.run_id, "resolved_options": resolved_options(spec)}
+        (tmp_path / "runs" / spec.run_id).mkdir(parents=True)
+
+    def write():
+        for spec, record in records.items():
+            (tmp_path / "runs" / spec.run_id / "run.json").write_text(json.dumps(record))
+
+    # Both recorded: nothing is tuned (no target needed), the records come back.
+    write()
+    assert run_all([droplet, evolutionary], tmp_path, target=None) == list(records.values())
+    # Tuned when a default was another: refused, naming the option.
+    records[droplet]["resolved_options"] = {**resolved_options(droplet), "rank_pool": 1}
+    write()
+    with pytest.raises(ValueError, match="differ in rank_pool; did a default change"):
+        run_all([droplet, evolutionary], tmp_path, target=None)
+    # A record from before resolved options were recorded is kept as it is.
+    del records[droplet]["resolved_options"]
+    write()
+    assert run_all([droplet, evolutionary], tmp_path, target=None) == list(records.values())
 
 
 def test_models_build_and_name_what_is_missing():
