@@ -268,7 +268,7 @@ def check_options(path: Path, record: dict, spec: Any) -> None:
         return
     tuned_with = options_in_todays_terms(tuned_with)
     if tuned_with != wanted:
-        changed = sorted(set(wanted) | set(tuned_with), key=str)
+        changed = sorted(set(wanted) | set(tuned_with))
         changed = [name for name in changed if tuned_with.get(name) != wanted.get(name)]
         raise ValueError(
             f"{path} was tuned with DropletSearch options {tuned_with}, but this run asks for "
