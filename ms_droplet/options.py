@@ -212,9 +212,8 @@ OPTIONS: tuple[Option, ...] = (
         "that descended, the CNN compiled to 1.08 of evolutionary search's latency against "
         "1.16, the transformer to 0.99 against 0.98; 8 against 4 (four and two seeds) left the "
         "transformer as it was (1.000 of 4's latency) and slowed the CNN (1.19). A one-kernel "
-        "run of 128 trials in "
-        "batches of 32 never ranks: its model has seen 96 measurements when its last batch is "
-        "chosen.",
+        "run of 128 trials in batches of 32 never ranks: its model has seen 96 measurements "
+        "when its last batch is chosen.",
         lambda v: _is_int(v) and v >= 1,
         "an int >= 1",
     ),
