@@ -336,9 +336,9 @@ def write_summary(path: Path, document: dict) -> None:
 def main(args: Any) -> int:
     """``python -m benchmarks --model NAME``: tune, re-measure, report; write the outputs.
 
-    Writes ``results.json`` (every run, ratio and re-measured latency), ``curves.png`` and
-    ``e2e-summary.json`` into the output folder, and the summary also to ``args.summary`` when
-    given.
+    Writes ``results.json`` (every run, ratio, per-task ratio and re-measured latency),
+    ``curves.png`` and ``e2e-summary.json`` into the output folder, and the summary also to
+    ``args.summary`` when given.
     """
     import dataclasses
     import os
@@ -348,7 +348,16 @@ def main(args: Any) -> int:
     from ms_droplet.cli import _parse_option
     from ms_droplet.options import resolve_options
 
-    from .e2e_report import figures, plot, summary, table, task_table
+    from .e2e_remeasure import NOISY_SPREAD
+    from .e2e_report import (
+        figures,
+        plot,
+        summary,
+        table,
+        task_figures,
+        task_ratio_table,
+        task_table,
+    )
     from .environment import environment
     from .tuning_runs import prepare
 
@@ -380,6 +389,7 @@ def main(args: Any) -> int:
     )
     remeasured = json.loads((out / "remeasure.json").read_text())
     report = figures(runs, remeasured, k)
+    tasks = task_figures(runs)
     document = summary(report, list(seeds), tuned_commit(runs), k=k)
     results = {
         "environment": environment(),
@@ -389,6 +399,7 @@ def main(args: Any) -> int:
         "per_iter": per_iter,
         "scheduler": args.scheduler,
         "report": report,
+        "tasks": tasks,
         "summary": document,
         "runs": runs,
         "remeasured": remeasured,
@@ -400,7 +411,16 @@ def main(args: Any) -> int:
     plot(runs, remeasured, out / "curves.png")
     print(task_table(runs))
     print()
+    print(task_ratio_table(tasks))
+    print()
     print(table(report, k))
+    for key, entry in remeasured.items():
+        if entry.get("spread", 0.0) > NOISY_SPREAD:
+            print(
+                f"noisy re-measure: {key}'s rounds spread by {100 * entry['spread']:.0f}% "
+                "(interquartile range over median); run the command again to re-measure",
+                flush=True,
+            )
     mismatched = [key for key, entry in remeasured.items() if not entry["outputs_match"]]
     for key in mismatched:
         print(f"OUTPUT MISMATCH: {key} differs from the untuned build", flush=True)

@@ -29,12 +29,17 @@ from typing import Any
 from .report import geomean
 
 
+def _by_key(runs: list[dict]) -> dict[tuple, dict]:
+    """Every run by (model, variant, trials, seed), where droplet finds its evolutionary runs."""
+    return {
+        (run["spec"]["model"], run["variant"], run["spec"]["trials"], run["spec"]["seed"]): run
+        for run in runs
+    }
+
+
 def figures(runs: list[dict], remeasured: dict[str, dict], k: int) -> dict[str, Any]:
     """Per model, variant and seed: the three ratios; their geometric means over seeds."""
-    by_key = {}
-    for run in runs:
-        spec = run["spec"]
-        by_key[(spec["model"], run["variant"], spec["trials"], spec["seed"])] = run
+    by_key = _by_key(runs)
     report: dict[str, Any] = {}
     for (model, variant, trials, seed), run in sorted(by_key.items()):
         if not variant.startswith("droplet"):
@@ -150,6 +155,68 @@ def task_table(runs: list[dict]) -> str:
                 f"{run['run_id']:<52} {task['task']:<34} {task['weight']:>6.0f} "
                 f"{task['trials']:>6} {_fmt(task['best_us'], '.2f'):>10} {task['phase']}"
             )
+    return "\n".join(lines)
+
+
+def task_figures(runs: list[dict]) -> dict[str, Any]:
+    """Per model, droplet variant and task: droplet's best over evolutionary search's at N.
+
+    Where on a model droplet gains and where it loses: per seed, the task's best latency under
+    droplet over its best under evolutionary search at the same N and seed, and the trials the
+    scheduler gave each; the geometric mean over seeds, and in how many seeds droplet's was the
+    faster. The latencies are the tuning-time records, measured hours apart in the two runs, so
+    a single seed's ratio moves with the machine; the model's ratios (:func:`figures`) are
+    re-measured together.
+    """
+    by_key = _by_key(runs)
+    report: dict[str, Any] = {}
+    for (model, variant, trials, seed), run in sorted(by_key.items()):
+        evo_n = by_key.get((model, "evolutionary", trials, seed))
+        if not variant.startswith("droplet") or evo_n is None:
+            continue
+        evolutionary = {task["task"]: task for task in evo_n["tasks"]}
+        for task in run["tasks"]:
+            other = evolutionary.get(task["task"])
+            if other is None or not (task["best_us"] and other["best_us"]):
+                continue
+            rows = report.setdefault(model, {}).setdefault(variant, {})
+            entry = rows.setdefault(task["task"], {"weight": task["weight"], "seeds": []})
+            entry["seeds"].append(
+                {
+                    "seed": seed,
+                    "droplet_trials": task["trials"],
+                    "evolutionary_trials": other["trials"],
+                    "droplet_phase": task["phase"],
+                    "droplet_over_evolutionary_N": task["best_us"] / other["best_us"],
+                }
+            )
+    for variants in report.values():
+        for tasks in variants.values():
+            for entry in tasks.values():
+                ratios = [row["droplet_over_evolutionary_N"] for row in entry["seeds"]]
+                entry["geomean"] = geomean(ratios)
+                entry["droplet_faster"] = sum(ratio < 1 for ratio in ratios)
+    return report
+
+
+def task_ratio_table(report: dict) -> str:
+    """The per-task comparison of :func:`task_figures`, one line per model, variant and task."""
+    lines = [
+        f"{'model':<12} {'variant':<34} {'task':<34} {'d/evo N':>8} {'faster':>7} "
+        "per seed (droplet trials / evolutionary trials)"
+    ]
+    for model, variants in report.items():
+        for variant, tasks in variants.items():
+            for name, entry in tasks.items():
+                seeds = " ".join(
+                    f"{row['droplet_over_evolutionary_N']:.2f} "
+                    f"({row['droplet_trials']}/{row['evolutionary_trials']})"
+                    for row in entry["seeds"]
+                )
+                lines.append(
+                    f"{model:<12} {variant:<34} {name:<34} {_fmt(entry['geomean']):>8} "
+                    f"{entry['droplet_faster']:>3}/{len(entry['seeds']):<3} {seeds}"
+                )
     return "\n".join(lines)
 
 

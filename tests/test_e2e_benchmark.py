@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.e2e import ModelRunSpec, plan, run_all
-from benchmarks.e2e_report import figures, summary
+from benchmarks.e2e_report import figures, summary, task_figures, task_ratio_table
 from benchmarks.environment import tuned_commit
 from benchmarks.tuning_runs import resolved_options
 from ms_droplet.adapters.provenance import PROVENANCE_FILE, read_provenance
@@ -57,6 +57,11 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     # Every compiled model computes what the untuned build computes.
     assert all(entry["outputs_match"] for entry in results["remeasured"].values())
     assert all(entry["latency_s"] > 0 for entry in results["remeasured"].values())
+    # A model's latency is the median of its rounds, their spread beside it.
+    for entry in results["remeasured"].values():
+        low, high = sorted(entry["samples"])
+        assert entry["latency_s"] == pytest.approx((low + high) / 2)
+        assert entry["spread"] == pytest.approx((high - low) / 2 / entry["latency_s"])
     # Evolutionary search at N is its run at k*N (here 2N) stopped after N trials.
     prefix = runs["evolutionary 8"]
     assert prefix["derived_from"] == runs["evolutionary 16"]["run_id"]
@@ -69,6 +74,15 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     assert all(task["best_us"] > 0 for task in droplet["tasks"])
     for task in droplet["tasks"]:
         assert f"{task['task']:<34}" in done.stdout
+    # Per task, droplet's best over evolutionary search's at N of the same seed.
+    evolutionary = {task["task"]: task for task in runs["evolutionary 8"]["tasks"]}
+    by_task = results["tasks"]["tiny"]["droplet"]
+    assert set(by_task) == set(evolutionary)
+    for task in droplet["tasks"]:
+        (row,) = by_task[task["task"]]["seeds"]
+        expected = task["best_us"] / evolutionary[task["task"]]["best_us"]
+        assert row["droplet_over_evolutionary_N"] == pytest.approx(expected)
+        assert f"{by_task[task['task']]['geomean']:.3f}" in done.stdout
     # Every measured program of every task is in droplet's provenance file, with its phase.
     entries = list(read_provenance(Path(droplet["work_dir"]) / PROVENANCE_FILE))
     for task in droplet["tasks"]:
@@ -134,6 +148,40 @@ def test_model_ratios_pair_runs_of_the_same_seed():
             "wall_over_evolutionary_N": 0.5,
         }
     )
+
+
+def test_task_ratios_pair_each_task_with_its_evolutionary_run_of_the_same_seed():
+    def run(method, seed, best_us, trials=16):
+        return {
+            "run_id": f"{method}{seed}",
+            "variant": method,
+            "spec": {"model": "m", "method": method, "trials": 64, "seed": seed},
+            "tasks": [
+                {"task": name, "weight": 1.0, "trials": trials, "best_us": us, "phase": "explore"}
+                for name, us in best_us.items()
+            ],
+        }
+
+    runs = [
+        run("droplet", 0, {"conv": 8.0, "dense": 3.0}, trials=32),
+        run("evolutionary", 0, {"conv": 10.0, "dense": 2.0}),
+        run("droplet", 1, {"conv": 9.0, "dense": 2.0}, trials=32),
+        run("evolutionary", 1, {"conv": 10.0, "dense": 2.0}),
+        # A seed without its evolutionary run pairs with nothing.
+        run("droplet", 2, {"conv": 1.0, "dense": 1.0}),
+    ]
+    report = task_figures(runs)
+    conv, dense = report["m"]["droplet"]["conv"], report["m"]["droplet"]["dense"]
+    assert [row["droplet_over_evolutionary_N"] for row in conv["seeds"]] == pytest.approx(
+        [0.8, 0.9]
+    )
+    assert conv["geomean"] == pytest.approx((0.8 * 0.9) ** 0.5) and conv["droplet_faster"] == 2
+    assert dense["geomean"] == pytest.approx(1.5**0.5) and dense["droplet_faster"] == 0
+    assert (
+        conv["seeds"][0]["droplet_trials"] == 32 and conv["seeds"][0]["evolutionary_trials"] == 16
+    )
+    table = task_ratio_table(report)
+    assert "0.849" in table and "2/2" in table and "0.80 (32/16)" in table
 
 
 def test_plan_pairs_every_seed_and_tunes_each_run_once():
