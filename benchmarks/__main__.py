@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 
 from .e2e import SCHEDULERS
+from .e2e_remeasure import NOISY_SPREAD
 from .environment import environment, tuned_commit
 from .profiles import add_profile_arguments, profile_from_args
 from .tuning_runs import plan, prepare, remeasure_in_child, run_all
@@ -62,6 +63,20 @@ def _parser() -> argparse.ArgumentParser:
         help="with --model: also run droplet with these options (repeatable)",
     )
     parser.add_argument("--rounds", type=int, default=10, help="re-measurement rounds (--model)")
+    parser.add_argument(
+        "--remeasures",
+        type=int,
+        default=3,
+        help="with --model: fresh re-measuring processes at most; a noisy one is followed by "
+        "another, and the quietest is reported",
+    )
+    parser.add_argument(
+        "--noisy-spread",
+        type=float,
+        default=NOISY_SPREAD,
+        help="with --model: the spread of a model's rounds (interquartile range over median) "
+        f"that makes a re-measure noisy (default {NOISY_SPREAD})",
+    )
     parser.add_argument(
         "--summary",
         type=Path,

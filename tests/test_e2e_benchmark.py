@@ -17,6 +17,7 @@
 """The end-to-end benchmark (``python -m benchmarks --model``) on a tiny Relax model."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,12 +33,12 @@ from ms_droplet.adapters.provenance import PROVENANCE_FILE, read_provenance
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_model_benchmark(out):
+def run_model_benchmark(out, *extra):
     return subprocess.run(
         [
             *(sys.executable, "-m", "benchmarks", "--model", "tiny"),
             *("--scheduler", "round-robin", "--budget", "8", "--rounds", "2", "--k", "2"),
-            *("--out", str(out)),
+            *("--out", str(out), *extra),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -102,10 +103,19 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     assert all(value > 0 for value in ratios.values())
     png = (out / "curves.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
-    # A second invocation resumes: every run is kept, none is tuned again.
-    again = run_model_benchmark(out)
+    # A second invocation resumes: every run is kept, none is tuned again. Its re-measure counts
+    # as noisy at any spread above 0: it is repeated once, and the quieter one is reported.
+    again = run_model_benchmark(out, "--remeasures", "2", "--noisy-spread", "0")
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("done before, kept") == 3 and ": tuning" not in again.stdout
+    spreads = [float(x) for x in re.findall(r"rounds spread by up to ([\d.]+)%", again.stdout)]
+    assert len(spreads) == (1 if spreads[0] == 0 else 2)
+    kept = json.loads((out / "remeasure.json").read_text())
+    assert 100 * max(entry["spread"] for entry in kept.values()) == pytest.approx(
+        min(spreads), abs=0.005
+    )
+    refused = run_model_benchmark(out, "--remeasures", "0")
+    assert refused.returncode == 2 and "--remeasures must be at least 1" in refused.stderr
 
 
 def test_model_ratios_pair_runs_of_the_same_seed():
