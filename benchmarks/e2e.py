@@ -362,7 +362,7 @@ def _quietest_remeasure(
         )
         attempts.append(json.loads((out_dir / "remeasure.json").read_text()))
         spread = worst_spread(attempts[-1])
-        print(f"re-measure {attempt}: rounds spread by up to {100 * spread:.2f}%", flush=True)
+        print(f"re-measure {attempt}: rounds spread by up to {100 * spread:.3g}%", flush=True)
         if spread <= noisy_spread:
             break
     quietest = min(attempts, key=worst_spread)
