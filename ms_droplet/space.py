@@ -272,8 +272,10 @@ class DecisionSpace:
         if kind == "Annotate":
             key = str(attrs[0]) if attrs else ""
             value = list(inst.inputs)[1]
-            if key in (_tvm.PARALLEL_ANNOTATION, _tvm.VECTORIZE_ANNOTATION) and hasattr(
-                value, "value"
+            # An IntImm in a trace recorded in this process, a plain int in one read back from
+            # a database's JSON: both are the annotation's limit.
+            if key in (_tvm.PARALLEL_ANNOTATION, _tvm.VECTORIZE_ANNOTATION) and isinstance(
+                value, (int, _tvm.IntImm)
             ):
                 current = _tvm.int_value(value)
                 return _annotation_values(current), current

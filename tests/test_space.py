@@ -1,7 +1,7 @@
 """Decision spaces of real traces from TVM design spaces."""
 
 import pytest
-from conftest import CUDA_TARGET, te_module, tune_context
+from conftest import CUDA_TARGET, commit_records, sampled_candidates, te_module, tune_context
 from tvm.s_tir import meta_schedule as ms
 
 from ms_droplet import _tvm
@@ -65,6 +65,42 @@ def test_every_llvm_neighbour_is_a_valid_distinct_program(workload):
             kinds_seen.add(coord.kind)
     assert moves > 0 and aliased <= 0.3 * moves, (aliased, moves)
     assert kinds_seen >= EXPECTED_KINDS[workload]
+
+
+def test_a_trace_read_back_from_a_json_database_has_the_same_coordinates(tmp_path):
+    # A warm start, a resumed run and a post-optimisation descend from traces a database
+    # wrote as JSON, where the parallel and vectorize limits come back as plain ints.
+    context = tune_context(te_module("GMM", 0))
+    postprocs = context.space_generator.postprocs
+    candidates = sampled_candidates(context, 3)
+    commit_records(ms.database.JSONDatabase(work_dir=str(tmp_path)), context, candidates)
+    records = ms.database.JSONDatabase(work_dir=str(tmp_path)).get_all_tuning_records()
+    read_back_by_program = {}
+    for record in records:
+        sch = record.as_measure_candidate().sch
+        read_back_by_program[_tvm.module_hash(sch.mod)] = sch.trace
+    assert len(read_back_by_program) == len(candidates)
+    for candidate in candidates:
+        here = DecisionSpace(context.mod, candidate.sch.trace, postprocs, seed=1)
+        read_back = DecisionSpace(
+            context.mod,
+            read_back_by_program[_tvm.module_hash(candidate.sch.mod)],
+            postprocs,
+            seed=1,
+        )
+        assert "Annotate" in {c.kind for c in read_back.coordinates}
+        assert read_back.coordinates == here.coordinates
+        assert read_back.origin == here.origin
+        # A move of the parallel limit replays to the same program from either trace.
+        dim = next(i for i, c in enumerate(here.coordinates) if c.kind == "Annotate")
+        point = list(here.origin)
+        point[dim] = 0 if point[dim] else 1
+        moved_here, moved_back = here.replay(point), read_back.replay(point)
+        assert moved_here is not None and moved_back is not None
+        assert _tvm.module_hash(moved_back.mod) == _tvm.module_hash(moved_here.mod)
+        assert _tvm.module_hash(read_back.replay(read_back.origin).mod) == _tvm.module_hash(
+            candidate.sch.mod
+        )
 
 
 def _locations_kept_one_by_one(mod, trace):
