@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -27,7 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def environment() -> dict:
-    """Date, commit, CPU, machine, TVM and Python versions of this run."""
+    """Date, commit, CPU, machine, TVM and Python versions of this run, and the runtime's threads.
+
+    ``runtime_threads`` is how many threads TVM's runtime runs a parallel loop on here, which the
+    runners and the re-measure inherit: without ``TVM_NUM_THREADS`` TVM takes half the logical
+    CPUs on x86 (it assumes hyper-threading), so on a 2-core machine without it one thread runs
+    kernels compiled for the target's two cores (benchmarks/RESULTS.md, "TVM's runtime threads").
+    """
     import tvm
 
     try:
@@ -43,6 +50,8 @@ def environment() -> dict:
         "machine": platform.processor() or platform.machine(),
         "tvm": tvm.__version__,
         "python": platform.python_version(),
+        "runtime_threads": tvm.runtime.num_threads(),
+        "TVM_NUM_THREADS": os.environ.get("TVM_NUM_THREADS"),
     }
 
 

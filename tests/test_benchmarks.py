@@ -1,6 +1,7 @@
 """The benchmark harness end to end on its tiniest setting (no assertion about who wins)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -207,6 +208,24 @@ def test_cuda_target_without_a_gpu_says_so():
         prepare(("GMM:2",), "cuda")
     with pytest.raises(ValueError, match="unknown benchmark target 'rocm'"):
         prepare(("GMM:2",), "rocm")
+
+
+def test_the_environment_records_the_runtime_threads_the_measurements_ran_on():
+    # TVM reads TVM_NUM_THREADS when its thread pool starts, so each setting needs a process.
+    script = (
+        "import json; from benchmarks.environment import environment; "
+        "print(json.dumps(environment()))"
+    )
+    # TVM runs no more threads than the machine has CPUs, whatever the variable asks.
+    for threads in ("1", "2", str(os.cpu_count() + 1)):
+        env = {**os.environ, "TVM_NUM_THREADS": threads}
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        recorded = json.loads(done.stdout.strip().splitlines()[-1])
+        assert recorded["runtime_threads"] == min(int(threads), os.cpu_count())
+        assert recorded["TVM_NUM_THREADS"] == threads
 
 
 def run_tiny_profile(out):
