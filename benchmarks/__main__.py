@@ -33,10 +33,10 @@ import sys
 from pathlib import Path
 
 from .e2e import SCHEDULERS
-from .e2e_remeasure import NOISY_SPREAD
 from .environment import environment, tuned_commit
 from .profiles import add_profile_arguments, profile_from_args
-from .tuning_runs import plan, prepare, remeasure_in_child, run_all
+from .remeasure import NOISY_SPREAD
+from .tuning_runs import plan, prepare, print_noisy, remeasure_in_child, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,14 +67,14 @@ def _parser() -> argparse.ArgumentParser:
         "--remeasures",
         type=int,
         default=3,
-        help="with --model: fresh re-measuring processes at most; a noisy one is followed by "
-        "another, and the quietest is reported",
+        help="fresh re-measuring processes at most; a noisy one is followed by another, and "
+        "the quietest is reported (default 3)",
     )
     parser.add_argument(
         "--noisy-spread",
         type=float,
         default=NOISY_SPREAD,
-        help="with --model: the spread of a model's rounds (interquartile range over median) "
+        help="the spread of a kernel's or a model's rounds (interquartile range over median) "
         f"that makes a re-measure noisy (default {NOISY_SPREAD})",
     )
     parser.add_argument(
@@ -108,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the table; write results.json and curves.png."""
     args = _parser().parse_args(argv)
+    if args.remeasures < 1 or args.noisy_spread < 0:
+        print(
+            f"error: --remeasures must be at least 1 (got {args.remeasures}) and --noisy-spread "
+            f"at least 0 (got {args.noisy_spread})",
+            file=sys.stderr,
+        )
+        return 2
     if args.model:
         if args.target not in (None, "host") or args.time_limit is not None:
             print(
@@ -143,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     droplet_options = dict(_parse_option(text) for text in args.droplet_option)
     resolve_options(droplet_options)  # a bad option fails now
     runs = run_all(plan(profile, droplet_options), out, target, args.time_limit)
-    latencies = remeasure_in_child(out, profile.remeasure_rounds)
+    latencies = remeasure_in_child(
+        out, profile.remeasure_rounds, args.remeasures, args.noisy_spread
+    )
 
     from .plot import plot
     from .remeasure import numpy_key
@@ -183,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         args.summary.write_text(document)
     plot(runs, out / "curves.png", latencies)
     print(table(report, profile.budget, profile.k))
+    print_noisy(latencies, args.noisy_spread)
     print(f"\nresults: {out / 'results.json'}\nplot: {out / 'curves.png'}")
     return 0
 

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +37,14 @@ from typing import Any
 
 from .environment import measured_commit, tuned_commit
 from .models import get_model, tuning_module
-from .tuning_runs import check_options, log_seconds, resolved_options, variant_suffix
+from .tuning_runs import (
+    check_options,
+    log_seconds,
+    print_noisy,
+    remeasure_in_child,
+    resolved_options,
+    variant_suffix,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -336,40 +340,6 @@ def write_summary(path: Path, document: dict) -> None:
     path.write_text(json.dumps(document, indent=1) + "\n")
 
 
-def _quietest_remeasure(
-    out_dir: Path, rounds: int, processes: int, noisy_spread: float
-) -> dict[str, dict]:
-    """Re-measure every run's model in a fresh process, again while one is noisy; the quietest.
-
-    At most ``processes`` processes; a re-measure is noisy when some model's rounds spread by
-    more than ``noisy_spread`` (:mod:`.e2e_remeasure`). The quietest is written back to
-    ``out_dir/remeasure.json``.
-    """
-    from .e2e_remeasure import worst_spread
-
-    attempts = []
-    for attempt in range(1, processes + 1):
-        print(
-            f"re-measuring every run's compiled model in a fresh process ({attempt} of at most "
-            f"{processes})...",
-            flush=True,
-        )
-        subprocess.run(
-            [sys.executable, "-m", "benchmarks.e2e_remeasure", str(out_dir), str(rounds)],
-            cwd=ROOT,
-            env=dict(os.environ),
-            check=True,
-        )
-        attempts.append(json.loads((out_dir / "remeasure.json").read_text()))
-        spread = worst_spread(attempts[-1])
-        print(f"re-measure {attempt}: rounds spread by up to {100 * spread:.3g}%", flush=True)
-        if spread <= noisy_spread:
-            break
-    quietest = min(attempts, key=worst_spread)
-    (out_dir / "remeasure.json").write_text(json.dumps(quietest, indent=1))
-    return quietest
-
-
 def main(args: Any) -> int:
     """``python -m benchmarks --model NAME``: tune, re-measure, report; write the outputs.
 
@@ -394,11 +364,6 @@ def main(args: Any) -> int:
     from .environment import environment
     from .tuning_runs import prepare
 
-    if args.remeasures < 1 or args.noisy_spread < 0:
-        raise ValueError(
-            f"--remeasures must be at least 1 (got {args.remeasures}) and --noisy-spread at "
-            f"least 0 (got {args.noisy_spread})"
-        )
     model = get_model(args.model)
     trials = args.budget or model.trials
     seeds = tuple(args.seeds or (0,))
@@ -418,7 +383,9 @@ def main(args: Any) -> int:
         # changing); a later call without --only keeps them and tunes the rest.
         specs = [spec for spec in specs if spec.method == args.only]
     runs = run_all(specs, out, target, separate_n=args.separate_n)
-    remeasured = _quietest_remeasure(out, args.rounds, args.remeasures, args.noisy_spread)
+    remeasured = remeasure_in_child(
+        out, args.rounds, args.remeasures, args.noisy_spread, module="benchmarks.e2e_remeasure"
+    )
     report = figures(runs, remeasured, k)
     tasks = task_figures(runs)
     document = summary(report, list(seeds), tuned_commit(runs), k=k)
@@ -445,13 +412,7 @@ def main(args: Any) -> int:
     print(task_ratio_table(tasks))
     print()
     print(table(report, k))
-    for key, entry in remeasured.items():
-        if entry.get("spread", 0.0) > args.noisy_spread:
-            print(
-                f"noisy re-measure: {key}'s rounds spread by {100 * entry['spread']:.0f}% "
-                "(interquartile range over median); run the command again to re-measure",
-                flush=True,
-            )
+    print_noisy(remeasured, args.noisy_spread)
     mismatched = [key for key, entry in remeasured.items() if not entry["outputs_match"]]
     for key in mismatched:
         print(f"OUTPUT MISMATCH: {key} differs from the untuned build", flush=True)

@@ -29,17 +29,16 @@ re-measures of 2026-12-05 and of the morning of 2026-12-06 a model's rounds spre
 (2 - 10% for the median model of a process), and one seed's droplet / evolutionary ratio moved by
 up to 12% between four processes re-measuring the same models. Neither the median nor the fastest
 round held still: a machine slowed for a whole process slows models unequally, and one model's
-fastest round can be the process's one quiet moment. ``spread`` is kept with each latency, and the
-harness re-measures in another fresh process while one passes :data:`NOISY_SPREAD` (three
-processes at most), reports the quietest (the quietest of four such processes on 2026-12-06,
-spreads 1.1 - 3.9%, agreed within 1.3% with a quiet re-measure of the same seeds that morning),
-and names every model still above it.
+fastest round can be the process's one quiet moment. ``spread`` is kept with each latency
+(:func:`.remeasure.rounds_summary`), and the harness re-measures in another fresh process while
+one passes :data:`.remeasure.NOISY_SPREAD` (three processes at most), reports the quietest (the
+quietest of four such processes on 2026-12-06, spreads 1.1 - 3.9%, agreed within 1.3% with a
+quiet re-measure of the same seeds that morning), and names every model still above it.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,13 +46,11 @@ from typing import Any
 import numpy as np
 
 from .models import bound_module, get_model
+from .remeasure import rounds_summary
 
 # Repeats (each at least 50 ms long) per round; a round's figure is the fastest of them.
 _REPEATS_PER_ROUND = 3
 UNTUNED = "untuned"
-# Spread of a model's rounds (interquartile range over median) above which the machine was too
-# busy while re-measuring for its ratios to stand; quiet processes spread by 2% at most.
-NOISY_SPREAD = 0.05
 
 
 def _timer(executable: Any, function: str, inputs: list[np.ndarray]) -> tuple[Any, np.ndarray]:
@@ -102,25 +99,11 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
     for key, entry in entries.items():
         model_name = key.split(" ", 1)[1] if key.startswith(UNTUNED) else key.split("__", 1)[0]
         scale = max(1.0, float(np.max(np.abs(references[model_name]))))
-        median = statistics.median(entry["samples"])
-        lower, _, upper = (
-            statistics.quantiles(entry["samples"], n=4, method="inclusive")
-            if len(entry["samples"]) > 1
-            else (median, median, median)
-        )
-        results[key] = {
-            "latency_s": median,
-            "spread": (upper - lower) / median,
-            "samples": entry["samples"],
+        results[key] = rounds_summary(entry["samples"]) | {
             "max_abs_error": entry["error"],
             "outputs_match": bool(entry["error"] <= 1e-3 * scale),
         }
     return results
-
-
-def worst_spread(results: dict[str, dict]) -> float:
-    """The largest spread of any model's rounds in one re-measure: how busy the machine was."""
-    return max((entry.get("spread", 0.0) for entry in results.values()), default=0.0)
 
 
 def main(argv: list[str]) -> int:

@@ -28,6 +28,11 @@ rounds. On a 2-core machine every interruption of one of the kernel's two thread
 whole kernel, so noise only ever adds time: the minimum of a round drops those interruptions,
 and the median over rounds drops the rare lucky or unlucky round. (A plain median over single
 repeats spread 9% between rounds here, more than the differences a comparison must resolve.)
+
+Each latency keeps the ``spread`` of its rounds (interquartile range over median), which says
+how quiet the machine was while re-measuring (:func:`rounds_summary`);
+:func:`~benchmarks.tuning_runs.remeasure_in_child` repeats a re-measure in which some spread
+passes :data:`NOISY_SPREAD`.
 """
 
 from __future__ import annotations
@@ -36,12 +41,33 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 from .reference import blas_info, gemm_shape, gemm_timer
 
 # Repeats (each at least 50 ms long) per round; a round's figure is the fastest of them.
 _REPEATS_PER_ROUND = 3
 _NUMPY_PREFIX = "numpy "
+# Spread of a latency's rounds (interquartile range over median) above which the machine was too
+# busy while re-measuring for its ratios to stand: quiet processes spread a model's rounds by 2%
+# and a kernel's by 5% at most (2026-12-05, 2026-12-06; benchmarks/RESULTS.md).
+NOISY_SPREAD = 0.05
+
+
+def rounds_summary(samples: list[float]) -> dict[str, Any]:
+    """The latency of a re-measure's rounds (their median), their spread, and the rounds."""
+    median = statistics.median(samples)
+    lower, _, upper = (
+        statistics.quantiles(samples, n=4, method="inclusive")
+        if len(samples) > 1
+        else (median, median, median)
+    )
+    return {"latency_s": median, "spread": (upper - lower) / median, "samples": samples}
+
+
+def worst_spread(results: dict[str, dict]) -> float:
+    """The largest spread of any latency in one re-measure: how busy the machine was."""
+    return max((entry.get("spread", 0.0) for entry in results.values()), default=0.0)
 
 
 def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
@@ -82,11 +108,7 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
             if "timer" in entry:
                 entry["samples"].append(min(entry["timer"]()))
     results = {
-        run_id: (
-            {"latency_s": statistics.median(e["samples"]), "samples": e["samples"]}
-            if "samples" in e
-            else e
-        )
+        run_id: rounds_summary(e["samples"]) if "samples" in e else e
         for run_id, e in entries.items()
     }
     for key, entry in results.items():

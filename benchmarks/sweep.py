@@ -36,8 +36,9 @@ from pathlib import Path
 
 from .environment import environment
 from .profiles import add_profile_arguments, profile_from_args
+from .remeasure import NOISY_SPREAD
 from .report import figures, geomean
-from .tuning_runs import RunSpec, prepare, remeasure_in_child, run_all
+from .tuning_runs import RunSpec, prepare, print_noisy, remeasure_in_child, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "sweep.json").write_text(json.dumps(result, indent=1))
     print(table(summary))
+    print_noisy(latencies, NOISY_SPREAD)
     print(f"\nresults: {out / 'sweep.json'}")
     return 0
 

@@ -173,19 +173,58 @@ def run_all(
     return runs
 
 
-def remeasure_in_child(out_dir: Path, rounds: int) -> dict[str, dict]:
-    """Re-measure every run's best schedule in a fresh process (see :mod:`.remeasure`)."""
-    from .reference import OPENBLAS_OVERRIDES
+def remeasure_in_child(
+    out_dir: Path,
+    rounds: int,
+    processes: int = 3,
+    noisy_spread: float | None = None,
+    module: str = "benchmarks.remeasure",
+) -> dict[str, dict]:
+    """Re-measure every run in a fresh process, again while one is noisy; the quietest.
 
-    print("re-measuring every run's best schedule in a fresh process...", flush=True)
+    ``module`` is the re-measuring program (:mod:`.remeasure` for kernels,
+    :mod:`.e2e_remeasure` for models). A re-measure is noisy when some latency's rounds spread
+    by more than ``noisy_spread`` (default :data:`.remeasure.NOISY_SPREAD`); then another
+    process re-measures, ``processes`` at most, and the quietest is written back to
+    ``out_dir/remeasure.json`` and returned.
+    """
+    from .reference import OPENBLAS_OVERRIDES
+    from .remeasure import NOISY_SPREAD, worst_spread
+
+    noisy_spread = NOISY_SPREAD if noisy_spread is None else noisy_spread
     env = {key: value for key, value in os.environ.items() if key not in OPENBLAS_OVERRIDES}
-    subprocess.run(
-        [sys.executable, "-m", "benchmarks.remeasure", str(out_dir), str(rounds)],
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-        check=True,
-    )
-    return json.loads((out_dir / "remeasure.json").read_text())
+    attempts = []
+    for attempt in range(1, processes + 1):
+        print(
+            f"re-measuring every run's best in a fresh process ({attempt} of at most "
+            f"{processes})...",
+            flush=True,
+        )
+        subprocess.run(
+            [sys.executable, "-m", module, str(out_dir), str(rounds)],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            check=True,
+        )
+        attempts.append(json.loads((out_dir / "remeasure.json").read_text()))
+        spread = worst_spread(attempts[-1])
+        print(f"re-measure {attempt}: rounds spread by up to {100 * spread:.3g}%", flush=True)
+        if spread <= noisy_spread:
+            break
+    quietest = min(attempts, key=worst_spread)
+    (out_dir / "remeasure.json").write_text(json.dumps(quietest, indent=1))
+    return quietest
+
+
+def print_noisy(remeasured: dict[str, dict], noisy_spread: float) -> None:
+    """Name every latency whose rounds still spread by more than ``noisy_spread``."""
+    for key, entry in remeasured.items():
+        if entry.get("spread", 0.0) > noisy_spread:
+            print(
+                f"noisy re-measure: {key}'s rounds spread by {100 * entry['spread']:.0f}% "
+                "(interquartile range over median); run the command again to re-measure",
+                flush=True,
+            )
 
 
 def run_path(out_dir: Path, spec: RunSpec) -> Path:

@@ -46,8 +46,9 @@ import time
 from pathlib import Path
 
 from .environment import environment
+from .remeasure import NOISY_SPREAD
 from .report import geomean
-from .tuning_runs import log_seconds, prepare, remeasure_in_child
+from .tuning_runs import log_seconds, prepare, print_noisy, remeasure_in_child
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTINUATIONS = ("droplet", "evolutionary", "postopt")
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.out / "warmstart.json").write_text(json.dumps(result, indent=1))
     print(table(rows))
+    print_noisy(latencies, NOISY_SPREAD)
     print(f"\nresults: {args.out / 'warmstart.json'}")
     return 0
 

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -228,9 +230,9 @@ def test_the_environment_records_the_runtime_threads_the_measurements_ran_on():
         assert recorded["TVM_NUM_THREADS"] == threads
 
 
-def run_tiny_profile(out):
+def run_tiny_profile(out, *extra):
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--profile", "tiny", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", "--profile", "tiny", "--out", str(out), *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -249,7 +251,11 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
     for run in results["runs"]:
         curve = results["curves"][run["run_id"]]
         assert curve and curve[-1][0] == run["spec"]["budget"]
-        assert results["remeasured"][run["run_id"]]["latency_s"] > 0
+        remeasured = results["remeasured"][run["run_id"]]
+        # A kernel's latency is the median of its rounds, their spread beside it.
+        low, median, high = statistics.quantiles(remeasured["samples"], n=4, method="inclusive")
+        assert remeasured["latency_s"] == pytest.approx(median) and median > 0
+        assert remeasured["spread"] == pytest.approx((high - low) / median)
         assert run["target"]["kind"] == "llvm" and run["target"]["mcpu"]  # what remeasure builds
     row = results["report"]["workloads"]["GMM:0"]
     for name in ("equal_budget_ratio", "budget_ratio", "wall_ratio", "overhead", "numpy_fraction"):
@@ -273,7 +279,15 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
     figures = summary["workloads"]["GMM:0"]
     assert figures["equal_budget"] == pytest.approx(row["equal_budget_ratio"])
     assert figures["overhead_pct"] == pytest.approx(100 * row["overhead"])
-    # A second invocation resumes: every run is kept, none is tuned again.
-    again = run_tiny_profile(out)
+    assert re.search(r"re-measure 1: rounds spread by up to [\d.e+-]+%", done.stdout)
+    # A second invocation resumes: every run is kept, none is tuned again. Its re-measure counts
+    # as noisy at any spread above 0: it is repeated once, and the quieter one is reported.
+    again = run_tiny_profile(out, "--remeasures", "2", "--noisy-spread", "0")
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("done before, kept") == 3 and ": tuning" not in again.stdout
+    spreads = [float(x) for x in re.findall(r"rounds spread by up to ([\d.e+-]+)%", again.stdout)]
+    assert len(spreads) == (1 if spreads[0] == 0 else 2)
+    kept = json.loads((out / "remeasure.json").read_text())
+    assert 100 * max(entry.get("spread", 0.0) for entry in kept.values()) == pytest.approx(
+        min(spreads), rel=0.01
+    )
