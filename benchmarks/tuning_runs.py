@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from .environment import measured_commit
+from .reference import OPENBLAS_OVERRIDES
+from .remeasure import NOISY_SPREAD, worst_spread
 
 METHODS = ("droplet", "evolutionary", "postopt")
 
@@ -177,21 +179,17 @@ def remeasure_in_child(
     out_dir: Path,
     rounds: int,
     processes: int = 3,
-    noisy_spread: float | None = None,
+    noisy_spread: float = NOISY_SPREAD,
     module: str = "benchmarks.remeasure",
 ) -> dict[str, dict]:
     """Re-measure every run in a fresh process, again while one is noisy; the quietest.
 
     ``module`` is the re-measuring program (:mod:`.remeasure` for kernels,
     :mod:`.e2e_remeasure` for models). A re-measure is noisy when some latency's rounds spread
-    by more than ``noisy_spread`` (default :data:`.remeasure.NOISY_SPREAD`); then another
+    by more than ``noisy_spread``; then another
     process re-measures, ``processes`` at most, and the quietest is written back to
     ``out_dir/remeasure.json`` and returned.
     """
-    from .reference import OPENBLAS_OVERRIDES
-    from .remeasure import NOISY_SPREAD, worst_spread
-
-    noisy_spread = NOISY_SPREAD if noisy_spread is None else noisy_spread
     env = {key: value for key, value in os.environ.items() if key not in OPENBLAS_OVERRIDES}
     attempts = []
     for attempt in range(1, processes + 1):
