@@ -255,6 +255,7 @@ OPTIONS_ADDED = {
     "adaptive_explore": False,
     "sample_while_guessing": False,
     "restart_other_spaces": False,
+    "explorer_headroom": 1,
 }
 OPTIONS_REMOVED = {"restart_from": "measured"}
 
