@@ -45,3 +45,15 @@ def test_the_readme_layout_names_every_module(package, readme):
     }
     missing = sorted(modules - listed)
     assert not missing, f"{readme}'s layout table does not list {missing}"
+
+
+def test_the_readme_options_table_names_every_option():
+    from ms_droplet.options import OPTIONS
+
+    table = (ROOT / "README.md").read_text().split("| option | default | meaning |", 1)[1]
+    listed = []
+    for line in table.splitlines()[2:]:
+        if not line.startswith("| `"):
+            break
+        listed.append(line.split("`")[1])
+    assert listed == [option.name for option in OPTIONS]
