@@ -255,9 +255,8 @@ OPTIONS_ADDED = {
     "adaptive_explore": False,
     "sample_while_guessing": False,
     "restart_other_spaces": False,
-    "explorer_headroom": 1,
 }
-OPTIONS_REMOVED = {"restart_from": "measured"}
+OPTIONS_REMOVED = {"restart_from": "measured", "explorer_headroom": 1}
 
 
 def options_in_todays_terms(tuned_with: dict) -> dict:

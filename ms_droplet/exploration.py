@@ -80,9 +80,6 @@ class Exploration:
     model_learned_on : Optional[Callable[[Schedule], bool]]
         Whether the cost model has learned, asked of a sampled program; with it, the
         exploration samples with ReplayTrace until the model has learned.
-    headroom : int
-        The explorer proposes ``headroom`` times ``num_trials_per_iter`` candidates a call, of
-        which a batch takes the first new ones (option ``explorer_headroom``).
     """
 
     def __init__(
@@ -96,7 +93,6 @@ class Exploration:
         cost_model: _tvm.CostModel | None,
         cap: int,
         model_learned_on: Callable[[_tvm.Schedule], bool] | None = None,
-        headroom: int = 1,
     ) -> None:
         generator = context.space_generator
         evolutionary_ready = (
@@ -116,16 +112,11 @@ class Exploration:
             # TVM's evolutionary search refuses to run without a database and a cost model;
             # replaying the design space's traces with fresh decisions needs neither.
             self.explorer = _tvm.ReplayTrace()
-        # EvolutionarySearch leaves out of its picks only the programs it proposed itself: the
-        # sampler's, the descent's and the database's programs can fill them (its model, trained
-        # on them, scores the fastest highest), and they are dropped here as known. Asking for
-        # more than a batch leaves a batch of new programs in the model's order.
-        self.batch_size = num_trials_per_iter
-        for strategy, proposed in ((self.explorer, headroom), (self.sampler, 1)):
+        for strategy in (self.explorer, self.sampler):
             if strategy is not None:
                 strategy._initialize_with_tune_context(context)
                 strategy.pre_tuning(
-                    max_trials, proposed * num_trials_per_iter, design_spaces, database, cost_model
+                    max_trials, num_trials_per_iter, design_spaces, database, cost_model
                 )
         self.model_learned_on = model_learned_on
         # Every program of design spaces that sample nothing, proposed once instead of asking
@@ -192,9 +183,7 @@ class Exploration:
             if fresh:
                 self._stale = 0
                 taken = min(count, quota)
-                # What a call of batch size would have left; the headroom beyond it is dropped,
-                # so that every batch of new candidates comes from a fresh call of the explorer.
-                self._kept = fresh[taken : self.batch_size]
+                self._kept = fresh[taken:]
                 return fresh[:taken], duplicates
             self._stale += 1
             if self._stale >= MAX_STALE_EXPLORATIONS:

@@ -102,23 +102,6 @@ OPTIONS: tuple[Option, ...] = (
         "True or False",
     ),
     Option(
-        "explorer_headroom",
-        1,
-        "How many times the batch size TVM's EvolutionarySearch proposes per call; a batch "
-        "takes the first new programs in the explorer's order (its model's best first). The "
-        "explorer leaves out only the programs it proposed itself, so the programs measured by "
-        "the sampler (sample_while_guessing), the descent or an earlier run fill some of its "
-        "picks (a learned model, trained on them, scores the fastest of them highest), and a "
-        "batch of new programs is short by as many (or, when all its picks were known, takes "
-        "a second genetic search); with 2, the next-best new programs take their place, as "
-        "TVM's own EvolutionarySearch measures a full batch of new programs. 1 by default: on "
-        "a Relax transformer, four seeds, 2 filled the batches (the tasks given two batches "
-        "measured 32 programs, not 28 - 31) but compiled to 1.024 of the default's latency "
-        "(faster in one seed of four) in 12% more tuning time.",
-        lambda v: _is_int(v) and v >= 1,
-        "an int >= 1",
-    ),
-    Option(
         "adaptive_explore",
         True,
         "Once the cost model has learned, give each batch after the exploration phase to TVM's "

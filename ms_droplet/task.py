@@ -139,7 +139,6 @@ class DropletTask:
             cost_model,
             explore_cap,
             self.ranker.learned_on if options["sample_while_guessing"] else None,
-            options["explorer_headroom"],
         )
         generator = context.space_generator
         postprocs = list(generator.postprocs) if generator.postprocs is not None else []

@@ -266,46 +266,6 @@ def test_the_exploration_samples_while_the_model_guesses(case):
     strategy.post_tuning()
 
 
-@pytest.mark.parametrize("headroom", [1, 2])
-def test_the_explorer_proposes_a_batch_of_new_programs_with_headroom(headroom):
-    import numpy as np
-
-    # adaptive_explore off: no batch after the exploration phase goes to the explorer.
-    strategy, _, spaces = _evolutionary_setup(explorer_headroom=headroom, adaptive_explore=False)
-    rng = np.random.default_rng(0)
-
-    def score(candidate):
-        task = strategy.task
-        if task.issued < 8:
-            return rng.uniform()  # the model guesses: ReplayTrace samples the first batch
-        # Then it has learned from that batch and scores its programs highest, as a model
-        # trained on measured programs scores the fastest of them.
-        module_hash = _tvm.module_hash(candidate.sch.mod)
-        return 2.0 if module_hash in task.seen else (module_hash % 1000) / 1000
-
-    phases, explorer, sampler = _drive_with_phases(
-        strategy,
-        spaces,
-        32,
-        8,
-        lambda candidate, phase: tile_latency(candidate),
-        recording_model(score),
-    )
-    task = strategy.task
-    # The sampler's second batch showed a learned model and was dropped.
-    assert sampler.calls == 2 and phases[0] == ["explore"] * 8
-    assert phases[1] == ["explore"] * 8
-    if headroom == 1:
-        # TVM's EvolutionarySearch leaves out only what it proposed itself: its first eight
-        # picks are the sampled programs, and the batch takes a second genetic search.
-        assert explorer.calls == 2
-    else:
-        # Sixteen picks: the eight sampled programs, and the eight new ones the batch takes.
-        assert explorer.calls == 1
-    assert len(task.seen) == 32
-    strategy.post_tuning()
-
-
 @pytest.mark.parametrize(
     ("learned", "adaptive"), [(True, True), (False, True), (True, False)], ids=str
 )
