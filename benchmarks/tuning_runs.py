@@ -186,9 +186,8 @@ def remeasure_in_child(
 
     ``module`` is the re-measuring program (:mod:`.remeasure` for kernels,
     :mod:`.e2e_remeasure` for models). A re-measure is noisy when some latency's rounds spread
-    by more than ``noisy_spread``; then another
-    process re-measures, ``processes`` at most, and the quietest is written back to
-    ``out_dir/remeasure.json`` and returned.
+    by more than ``noisy_spread``; then another process re-measures, ``processes`` at most, and
+    the quietest is written back to ``out_dir/remeasure.json`` and returned.
     """
     env = {key: value for key, value in os.environ.items() if key not in OPENBLAS_OVERRIDES}
     attempts = []
