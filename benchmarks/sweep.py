@@ -36,7 +36,6 @@ from pathlib import Path
 
 from .environment import environment
 from .profiles import add_profile_arguments, profile_from_args
-from .remeasure import NOISY_SPREAD
 from .report import figures, geomean
 from .tuning_runs import RunSpec, prepare, print_noisy, remeasure_in_child, run_all
 
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "sweep.json").write_text(json.dumps(result, indent=1))
     print(table(summary))
-    print_noisy(latencies, NOISY_SPREAD)
+    print_noisy(latencies)
     print(f"\nresults: {out / 'sweep.json'}")
     return 0
 

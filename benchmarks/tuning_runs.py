@@ -213,7 +213,7 @@ def remeasure_in_child(
     return quietest
 
 
-def print_noisy(remeasured: dict[str, dict], noisy_spread: float) -> None:
+def print_noisy(remeasured: dict[str, dict], noisy_spread: float = NOISY_SPREAD) -> None:
     """Name every latency whose rounds still spread by more than ``noisy_spread``."""
     for key, entry in remeasured.items():
         if entry.get("spread", 0.0) > noisy_spread:

@@ -46,7 +46,6 @@ import time
 from pathlib import Path
 
 from .environment import environment
-from .remeasure import NOISY_SPREAD
 from .report import geomean
 from .tuning_runs import log_seconds, prepare, print_noisy, remeasure_in_child
 
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.out / "warmstart.json").write_text(json.dumps(result, indent=1))
     print(table(rows))
-    print_noisy(latencies, NOISY_SPREAD)
+    print_noisy(latencies)
     print(f"\nresults: {args.out / 'warmstart.json'}")
     return 0
 
