@@ -254,6 +254,8 @@ OPTIONS_ADDED = {
     "adaptive_explore": False,
     "sample_while_guessing": False,
     "restart_other_spaces": False,
+    "two_moves": 0,
+    "first_population": None,
 }
 OPTIONS_REMOVED = {"restart_from": "measured", "explorer_headroom": 1}
 
