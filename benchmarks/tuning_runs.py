@@ -254,10 +254,13 @@ OPTIONS_ADDED = {
     "adaptive_explore": False,
     "sample_while_guessing": False,
     "restart_other_spaces": False,
+}
+OPTIONS_REMOVED = {
+    "restart_from": "measured",
+    "explorer_headroom": 1,
     "two_moves": 0,
     "first_population": None,
 }
-OPTIONS_REMOVED = {"restart_from": "measured", "explorer_headroom": 1}
 
 
 def options_in_todays_terms(tuned_with: dict) -> dict:

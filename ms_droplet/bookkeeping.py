@@ -75,9 +75,6 @@ class TaskStats:
     descents_converged: int = 0
     moves: int = 0
     controls: int = 0
-    # Two-decision moves (option two_moves) measured, and those the descent moved to.
-    two_moves_measured: int = 0
-    two_moves_taken: int = 0
     # Descent-phase batches the explorer took because it was gaining more per second than the
     # descent (adaptive_explore).
     explorer_turns: int = 0

@@ -145,8 +145,6 @@ class Descents:
             points = descent.droplet.ask(pool)
             if not points:
                 continue
-            if pool > want and self.options["two_moves"]:
-                points += descent.droplet.ask_two_moves(want * self.options["two_moves"])
             valid: list[tuple[Point, _tvm.Schedule, int]] = []
             for point in points:
                 program_hash, sch = self._identify(descent.space, point)
@@ -180,9 +178,6 @@ class Descents:
                 for _, _, program_hash in valid[want:]:
                     batch_hashes.discard(program_hash)
                 valid = valid[:want]
-            self.stats.two_moves_measured += sum(
-                descent.droplet.is_two_move(point) for point, _, _ in valid
-            )
             batch += [
                 Proposal(_tvm.make_candidate(sch), program_hash, descent, point)
                 for point, sch, program_hash in valid
@@ -194,7 +189,6 @@ class Descents:
         moved = proposal.descent.droplet.tell(proposal.point, samples)
         if moved:
             self.stats.moves += 1
-            self.stats.two_moves_taken += proposal.descent.droplet.is_two_move(proposal.point)
             # The descent stands on this program now: no later restart from it.
             self.started.add(proposal.module_hash)
         return moved

@@ -109,9 +109,6 @@ class Droplet:
         self._asked_from: dict[Point, Point] = {}
         self._gains: dict[Point, dict[int, tuple[float, int]]] = {}
         self._combined: set[Point] = set()
-        # Two-decision moves handed out by ask_two_moves: given back, they are dropped rather
-        # than queued (they are drawn afresh for every ranked pool).
-        self._drawn: set[Point] = set()
 
     # ----------------------------------------------------------------------------------------
     # State
@@ -197,61 +194,17 @@ class Droplet:
             proposals.append(point)
         return proposals
 
-    def ask_two_moves(self, count: int) -> list[Point]:
-        """Propose up to ``count`` unvisited points that move two coordinates by one each.
-
-        Drawn at random from the centre's two-coordinate neighbourhood, for a caller that ranks
-        candidates by a model: the round-by-round order never proposes them, and a program
-        whose better form needs two decisions changed together (each change alone slower) is
-        out of reach of single moves. Given back, they are dropped, not queued.
-        """
-        if self._centre is None:
-            raise RuntimeError("Droplet.ask_two_moves() before Droplet.restart()")
-        centre = self._centre
-        moves = [
-            (dim, delta)
-            for dim, size in enumerate(self.sizes)
-            for delta in (1, -1)
-            if 0 <= centre[dim] + delta < size
-        ]
-        pairs = [(a, b) for i, a in enumerate(moves) for b in moves[i + 1 :] if a[0] != b[0]]
-        self._rng.shuffle(pairs)
-        proposals: list[Point] = []
-        for (dim_a, delta_a), (dim_b, delta_b) in pairs:
-            if len(proposals) >= count:
-                break
-            point = list(centre)
-            point[dim_a] += delta_a
-            point[dim_b] += delta_b
-            point = tuple(point)
-            if point in self._visited:
-                continue
-            self._visited.add(point)
-            self._pending.add(point)
-            self._asked_from[point] = centre
-            self._drawn.add(point)
-            proposals.append(point)
-        return proposals
-
-    def is_two_move(self, point: Sequence[int]) -> bool:
-        """Whether ``point`` was handed out by :meth:`ask_two_moves` (and not given back)."""
-        return tuple(point) in self._drawn
-
     def give_back(self, points: Sequence[Point]) -> None:
         """Return asked points that the caller decided not to measure now.
 
-        They go back to the front of the queue, in the given order, and may be asked again
-        (two-coordinate moves of :meth:`ask_two_moves` only by being drawn again).
+        They go back to the front of the queue, in the given order, and may be asked again.
         """
         for point in reversed([tuple(p) for p in points]):
             if point in self._pending:
                 self._pending.discard(point)
                 self._asked_from.pop(point, None)
                 self._visited.discard(point)
-                if point in self._drawn:
-                    self._drawn.discard(point)
-                else:
-                    self._queue.appendleft(point)
+                self._queue.appendleft(point)
 
     def reject(self, point: Sequence[int]) -> None:
         """Drop an asked point that cannot be measured (invalid or a duplicate in flight)."""

@@ -80,9 +80,6 @@ class Exploration:
     model_learned_on : Optional[Callable[[Schedule], bool]]
         Whether the cost model has learned, asked of a sampled program; with it, the
         exploration samples with ReplayTrace until the model has learned.
-    first_population : Optional[int]
-        Population of the explorer's first call (a genetic search of its own); later calls
-        use ``evolutionary``'s.
     """
 
     def __init__(
@@ -96,7 +93,6 @@ class Exploration:
         cost_model: _tvm.CostModel | None,
         cap: int,
         model_learned_on: Callable[[_tvm.Schedule], bool] | None = None,
-        first_population: int | None = None,
     ) -> None:
         generator = context.space_generator
         evolutionary_ready = (
@@ -108,21 +104,15 @@ class Exploration:
         )
         # The sampler proposes while the model guesses, the explorer once it has learned.
         self.sampler: _tvm.SearchStrategy | None = None
-        # The explorer of the first call, when its population differs from the later calls'.
-        self.first_explorer: _tvm.SearchStrategy | None = None
         if evolutionary_ready:
             self.explorer = _tvm.EvolutionarySearch(**(evolutionary or {}))
             if model_learned_on is not None:
                 self.sampler = _tvm.ReplayTrace()
-            if first_population is not None:
-                self.first_explorer = _tvm.EvolutionarySearch(
-                    **{**(evolutionary or {}), "population_size": first_population}
-                )
         else:
             # TVM's evolutionary search refuses to run without a database and a cost model;
             # replaying the design space's traces with fresh decisions needs neither.
             self.explorer = _tvm.ReplayTrace()
-        for strategy in (self.explorer, self.sampler, self.first_explorer):
+        for strategy in (self.explorer, self.sampler):
             if strategy is not None:
                 strategy._initialize_with_tune_context(context)
                 strategy.pre_tuning(
@@ -235,9 +225,8 @@ class Exploration:
     def close(self) -> None:
         """End the explorer's task."""
         self.explorer.post_tuning()
-        for strategy in (self.sampler, self.first_explorer):
-            if strategy is not None:
-                strategy.post_tuning()
+        if self.sampler is not None:
+            self.sampler.post_tuning()
 
     def _generate(self) -> tuple[list[_tvm.MeasureCandidate] | None, str]:
         """The next batch to explore, and who proposed it.
@@ -257,14 +246,6 @@ class Exploration:
                 return sampled, SAMPLER
             self.sampler.post_tuning()
             self.sampler = None
-        if self.first_explorer is not None:
-            # Its results go to the later calls' explorer, whose counters then hold every
-            # explored trial, as if it had proposed them.
-            first, self.first_explorer = self.first_explorer, None
-            try:
-                return first.generate_measure_candidates(), EXPLORER
-            finally:
-                first.post_tuning()
         return self.explorer.generate_measure_candidates(), EXPLORER
 
 

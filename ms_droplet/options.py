@@ -120,17 +120,6 @@ OPTIONS: tuple[Option, ...] = (
         "True or False",
     ),
     Option(
-        "first_population",
-        None,
-        "Population of the explorer's genetic search in its first call of a task (with "
-        "sample_while_guessing, the first with a learned model), when it should differ from "
-        "the later calls' (option evolutionary); None keeps evolutionary's. Under tune_relax "
-        "most tasks are given two batches, and this call chooses the second: the one the "
-        "learned model picks.",
-        lambda v: v is None or (_is_int(v) and v >= 1),
-        "None or an int >= 1",
-    ),
-    Option(
         "on_converge",
         "restart",
         "What to do when a descent converges and budget remains: 'restart' from the next-best "
@@ -227,17 +216,6 @@ OPTIONS: tuple[Option, ...] = (
         "when its last batch is chosen.",
         lambda v: _is_int(v) and v >= 1,
         "an int >= 1",
-    ),
-    Option(
-        "two_moves",
-        0,
-        "With a cost model that ranks the descent's neighbours (rank_pool > 1 and the model "
-        "has learned), also put this many times the batch's candidates of two-decision moves "
-        "(two decisions one step each, drawn at random) into the ranked pool, so that a "
-        "program whose better form needs two decisions changed together is in reach; 0 ranks "
-        "single moves only.",
-        lambda v: _is_int(v) and v >= 0,
-        "an int >= 0",
     ),
     Option(
         "seed",

@@ -139,7 +139,6 @@ class DropletTask:
             cost_model,
             explore_cap,
             self.ranker.learned_on if options["sample_while_guessing"] else None,
-            options["first_population"],
         )
         generator = context.space_generator
         postprocs = list(generator.postprocs) if generator.postprocs is not None else []
@@ -301,9 +300,8 @@ class DropletTask:
         self.log(
             f"droplet: task finished: {self.issued} trials ({self.stats.explored} explored, "
             f"{self.stats.descended} descended), {self.stats.descents_started} descents, "
-            f"{self.stats.moves} moves ({self.stats.two_moves_taken} of two decisions, of "
-            f"{self.stats.two_moves_measured} measured), {self.stats.explorer_turns} batches "
-            f"given back to the explorer, {self.stats.duplicates} duplicates skipped, "
+            f"{self.stats.moves} moves, {self.stats.explorer_turns} batches given back to the "
+            f"explorer, {self.stats.duplicates} duplicates skipped, "
             f"{self.stats.invalid} invalid, {self.stats.failures} failed; best "
             + (f"{best.latency * 1e6:.2f} us ({best.phase})" if best else "none")
             + (

@@ -241,24 +241,3 @@ def test_the_descent_replays_a_pool_only_for_a_model_that_has_learned(learned):
         # Asked once a batch at most: a model learns only between batches.
         assert 0 < task.ranker.guessed <= len(batches)
     strategy.post_tuning()
-
-
-@pytest.mark.parametrize(("two_moves", "learned"), [(0, True), (2, True), (2, False)])
-def test_two_decision_moves_join_only_the_pool_a_learned_model_ranks(two_moves, learned):
-    strategy, context, spaces = _setup(rank_pool=3, two_moves=two_moves)
-    if learned:
-        model = recording_model(lambda c: 1.0 / tile_latency(c))
-    else:
-        model = ms.cost_model.XGBModel(num_tuning_cores=1)
-    batches = drive(
-        strategy, 40, 8, spaces, ms.database.MemoryDatabase(), model, latency=tile_latency
-    )
-    task = strategy.task
-    measured = [h for batch in batches for h, _ in batch]
-    assert task.stats.descended > 0 and len(measured) == len(set(measured))
-    if two_moves and learned:
-        # The model ranks the GEMM's tile moves: some of its picks change two decisions.
-        assert task.stats.two_moves_measured > 0
-    else:
-        assert task.stats.two_moves_measured == 0 == task.stats.two_moves_taken
-    strategy.post_tuning()

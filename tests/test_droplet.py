@@ -259,41 +259,6 @@ def test_moves_that_gain_only_together_are_tried_together():
     assert droplet.ask(1) == [(1,) * 5]
 
 
-def test_two_decision_moves_reach_a_program_no_single_move_does():
-    # From (2, 2) every single move is slower; only (3, 3), two decisions at once, is faster.
-    def objective(point):
-        return 0.5 if point == (3, 3) else 1.0 if point == (2, 2) else 2.0
-
-    single = Droplet((5, 5), seed=0)
-    single.restart((2, 2), [1.0])
-    run(single, objective, batch=4, budget=10_000)
-    assert single.converged and single.centre == (2, 2)
-
-    droplet = Droplet((5, 5), seed=0)
-    droplet.restart((2, 2), [1.0])
-    drawn = droplet.ask_two_moves(100)
-    # Every move of two coordinates by one step each, once: 2 x 2 directions.
-    assert sorted(drawn) == [(1, 1), (1, 3), (3, 1), (3, 3)]
-    assert droplet.ask_two_moves(100) == []
-    for point in drawn:
-        droplet.tell(point, [objective(point)])
-    assert droplet.centre == (3, 3)
-
-
-def test_two_decision_moves_given_back_are_dropped_not_queued():
-    droplet = Droplet((3, 3, 3), seed=1)
-    droplet.restart((0, 0, 0), [1.0])
-    drawn = droplet.ask_two_moves(2)
-    assert len(drawn) == 2
-    assert all(sum(x != 0 for x in point) == 2 for point in drawn)
-    droplet.give_back(drawn)
-    assert droplet.pending == frozenset()
-    # The queue holds single moves only; the dropped pair moves may be drawn again.
-    singles = droplet.ask(3)
-    assert sorted(singles) == [(0, 0, 1), (0, 1, 0), (1, 0, 0)]
-    assert set(drawn) <= set(droplet.ask_two_moves(3))
-
-
 def test_turns_go_to_the_higher_gain_per_second_and_alternate_when_neither_gains():
     turns = Turns()
     # The descent has the first batch; the explorer, unseen, the next.

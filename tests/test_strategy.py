@@ -147,8 +147,6 @@ class _CountingExplorer:
 
     def __init__(self, explorer):
         self.explorer, self.calls = explorer, 0
-        # The explorer of the exploration's first call, when it has one (first_population).
-        self.first = None
 
     def generate_measure_candidates(self):
         self.calls += 1
@@ -174,9 +172,6 @@ def _drive_with_phases(strategy, spaces, max_trials, per_iter, latency, cost_mod
     )
     task = strategy.task
     explorer = task.exploration.explorer = _CountingExplorer(task.exploration.explorer)
-    if task.exploration.first_explorer is not None:
-        explorer.first = _CountingExplorer(task.exploration.first_explorer)
-        task.exploration.first_explorer = explorer.first
     sampler = task.exploration.sampler
     if sampler is not None:
         sampler = task.exploration.sampler = _CountingExplorer(sampler)
@@ -268,24 +263,6 @@ def test_the_exploration_samples_while_the_model_guesses(case):
         assert task.exploration.sampler is None
     else:
         assert sampler is None and explorer.calls == 2
-    strategy.post_tuning()
-
-
-def test_the_explorers_first_call_evolves_a_population_of_its_own():
-    strategy, _, spaces = _evolutionary_setup(first_population=16, adaptive_explore=False)
-    # A model that has learned from the start: the first batch comes from the explorer.
-    model = recording_model(lambda c: 1.0 / tile_latency(c))
-    phases, explorer, sampler = _drive_with_phases(
-        strategy, spaces, 32, 8, lambda candidate, phase: tile_latency(candidate), model
-    )
-    task = strategy.task
-    assert [p.count("explore") for p in phases] == [8, 8, 0, 0]
-    # The sampler's first batch showed a learned model; the first explorer call evolved a
-    # population of 16, the second the population of option evolutionary (64).
-    assert sampler.calls == 1 and task.exploration.sampler is None
-    assert explorer.first.population_size == 16 and explorer.first.calls == 1
-    assert explorer.population_size == 64 and explorer.calls == 1
-    assert task.exploration.first_explorer is None and len(task.seen) == 32
     strategy.post_tuning()
 
 
