@@ -387,7 +387,7 @@ def main(args: Any) -> int:
         out, args.rounds, args.remeasures, args.noisy_spread, module="benchmarks.e2e_remeasure"
     )
     report = figures(runs, remeasured, k)
-    tasks = task_figures(runs)
+    tasks = task_figures(runs, remeasured)
     document = summary(report, list(seeds), tuned_commit(runs), k=k)
     results = {
         "environment": environment(),
@@ -407,7 +407,7 @@ def main(args: Any) -> int:
     if args.summary:
         write_summary(args.summary, document)
     plot(runs, remeasured, out / "curves.png")
-    print(task_table(runs))
+    print(task_table(runs, remeasured))
     print()
     print(task_ratio_table(tasks))
     print()

@@ -21,7 +21,13 @@ with its database (``compile_relax``, the way a user deploys the tuned model), c
 against the untuned build of the same model on the same inputs, times every model round by round
 with the Relax VM's ``time_evaluator`` (a round's figure is the fastest of a few repeats, the
 latency the median over rounds, as :mod:`.remeasure` does for kernels) and writes
-``OUT_DIR/remeasure.json``.
+``OUT_DIR/remeasure.json``. In the same rounds it times each task's best program alone (the one
+``compile_relax`` takes from the run's database), so that the per-task comparison also rests on
+kernels measured together: the tuning-time records are not. In the gradient scheduler's first
+round a task's batch is measured while the next task's is searched and built (its log shows no
+task updated before the round ends), and on a 2-core machine that slows what it measures:
+re-measured alone, evolutionary search's records on the transformer were 3.9 - 6.7% pessimistic
+in sum over the tasks, droplet's 0.2 - 1.5% (benchmarks/RESULTS.md).
 
 Ratios of models re-measured together are only as good as the machine was quiet. In the
 re-measures of 2026-12-05 and of the morning of 2026-12-06 a model's rounds spread by at most 2%
@@ -45,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import bound_module, get_model
+from .models import bound_module, get_model, tuning_module
 from .remeasure import rounds_summary
 
 # Repeats (each at least 50 ms long) per round; a round's figure is the fastest of them.
@@ -65,8 +71,42 @@ def _timer(executable: Any, function: str, inputs: list[np.ndarray]) -> tuple[An
     return (lambda: timer(*args).results), output
 
 
+def _task_timers(database: Any, extracted: list[Any], target: Any) -> dict[str, Any]:
+    """A timing function of each task's best program in ``database``, by task name.
+
+    The program is the one ``compile_relax`` builds into the model (``query_schedule`` on the
+    task's dispatched module), timed alone on random inputs like a kernel of :mod:`.remeasure`.
+    """
+    import tvm
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+
+    dev = tvm.cpu()
+    rng = np.random.default_rng(0)
+    timers = {}
+    for task in extracted:
+        sch = database.query_schedule(task.dispatched[0], target, workload_name="main")
+        if sch is None:
+            continue
+        args = [
+            tvm.runtime.tensor(
+                rng.uniform(-1, 1, size=[int(n) for n in info.shape]).astype(str(info.dtype)), dev
+            )
+            for info in ArgInfo.from_prim_func(sch.mod["main"])
+        ]
+        timer = (
+            tvm.compile(sch.mod, target=target)
+            .jit()
+            .time_evaluator("main", dev, number=1, repeat=_REPEATS_PER_ROUND, min_repeat_ms=20)
+        )
+        timers[task.task_name] = lambda t=timer, a=args: t(*a).results
+    return timers
+
+
 def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
-    """Latency (s) and output error of every run's compiled model, and of the untuned build."""
+    """Latency (s) and output error of every run's compiled model, and of the untuned build.
+
+    Each run's entry also has ``tasks``: the latency of each task's best program, timed alone.
+    """
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
@@ -76,12 +116,17 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
     runs = [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*/run.json"))]
     entries: dict[str, dict] = {}
     references: dict[str, np.ndarray] = {}
+    extracted: dict[str, list[Any]] = {}
     for model_name in sorted({run["spec"]["model"] for run in runs}):
         model = get_model(model_name)
         mod, function = bound_module(model)
         timer, output = _timer(tvm.compile(mod, target=target), function, model.inputs())
         references[model_name] = output
         entries[f"{UNTUNED} {model_name}"] = {"timer": timer, "samples": [], "error": 0.0}
+        extracted[model_name] = ms.relax_integration.extract_tasks(
+            tuning_module(model, target), target
+        )
+    kernels: dict[tuple[str, str], dict] = {}
     for run in runs:
         model = get_model(run["spec"]["model"])
         mod, function = bound_module(model)
@@ -92,8 +137,11 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
         expected = references[model.name]
         error = float(np.max(np.abs(output.astype("float64") - expected)))
         entries[run["run_id"]] = {"timer": timer, "samples": [], "error": error}
+        tasks = _task_timers(database, extracted[model.name], target)
+        for task_name, task_timer in tasks.items():
+            kernels[run["run_id"], task_name] = {"timer": task_timer, "samples": []}
     for _ in range(rounds):
-        for entry in entries.values():
+        for entry in [*entries.values(), *kernels.values()]:
             entry["samples"].append(min(entry["timer"]()))
     results = {}
     for key, entry in entries.items():
@@ -103,6 +151,8 @@ def remeasure(out_dir: Path, rounds: int) -> dict[str, dict]:
             "max_abs_error": entry["error"],
             "outputs_match": bool(entry["error"] <= 1e-3 * scale),
         }
+    for (run_id, task_name), entry in kernels.items():
+        results[run_id].setdefault("tasks", {})[task_name] = rounds_summary(entry["samples"])
     return results
 
 

@@ -146,27 +146,51 @@ def table(report: dict, k: int) -> str:
     return "\n".join(lines)
 
 
-def task_table(runs: list[dict]) -> str:
-    """Per run and task: the trials the scheduler gave, the best latency, the phase."""
-    lines = [f"{'run':<52} {'task':<34} {'weight':>6} {'trials':>6} {'best us':>10} phase"]
+def _remeasured_us(remeasured: dict[str, dict], run: dict, task: str) -> float | None:
+    """A task's best program of ``run``, re-measured alone (:mod:`.e2e_remeasure`), in us."""
+    entry = remeasured.get(run["run_id"], {}).get("tasks", {}).get(task)
+    return entry["latency_s"] * 1e6 if entry else None
+
+
+def task_table(runs: list[dict], remeasured: dict[str, dict]) -> str:
+    """Per run and task: the trials the scheduler gave, the best latency, the phase.
+
+    The best latency twice: as recorded while tuning and re-measured alone; and per run their
+    weighted sums over the tasks.
+    """
+    lines = [
+        f"{'run':<52} {'task':<34} {'weight':>6} {'trials':>6} {'best us':>10} "
+        f"{'re-meas us':>10} phase"
+    ]
     for run in runs:
+        recorded_sum = remeasured_sum = 0.0
         for task in run["tasks"]:
+            again = _remeasured_us(remeasured, run, task["task"])
+            recorded_sum += task["weight"] * (task["best_us"] or math.nan)
+            remeasured_sum += task["weight"] * (again or math.nan)
             lines.append(
                 f"{run['run_id']:<52} {task['task']:<34} {task['weight']:>6.0f} "
-                f"{task['trials']:>6} {_fmt(task['best_us'], '.2f'):>10} {task['phase']}"
+                f"{task['trials']:>6} {_fmt(task['best_us'], '.2f'):>10} "
+                f"{_fmt(again, '.2f'):>10} {task['phase']}"
             )
+        lines.append(
+            f"{run['run_id']:<52} {'weighted sum':<34} {'':>6} {'':>6} "
+            f"{_fmt(recorded_sum, '.2f'):>10} {_fmt(remeasured_sum, '.2f'):>10}"
+        )
     return "\n".join(lines)
 
 
-def task_figures(runs: list[dict]) -> dict[str, Any]:
+def task_figures(runs: list[dict], remeasured: dict[str, dict]) -> dict[str, Any]:
     """Per model, droplet variant and task: droplet's best over evolutionary search's at N.
 
-    Where on a model droplet gains and where it loses: per seed, the task's best latency under
+    Where on a model droplet gains and where it loses: per seed, the task's best program under
     droplet over its best under evolutionary search at the same N and seed, and the trials the
     scheduler gave each; the geometric mean over seeds, and in how many seeds droplet's was the
-    faster. The latencies are the tuning-time records, measured hours apart in the two runs, so
-    a single seed's ratio moves with the machine; the model's ratios (:func:`figures`) are
-    re-measured together.
+    faster. The ratio is of the two programs re-measured together (:mod:`.e2e_remeasure`)
+    where both were, else of the tuning-time records (``basis`` says which), which were
+    measured hours apart and, in a task's first batch, beside the next task's building, so that
+    a seed's ratio moves with the machine; ``recorded_droplet_over_evolutionary_N`` keeps the
+    records' ratio beside it.
     """
     by_key = _by_key(runs)
     report: dict[str, Any] = {}
@@ -181,13 +205,18 @@ def task_figures(runs: list[dict]) -> dict[str, Any]:
                 continue
             rows = report.setdefault(model, {}).setdefault(variant, {})
             entry = rows.setdefault(task["task"], {"weight": task["weight"], "seeds": []})
+            recorded = task["best_us"] / other["best_us"]
+            mine = _remeasured_us(remeasured, run, task["task"])
+            theirs = _remeasured_us(remeasured, evo_n, task["task"])
             entry["seeds"].append(
                 {
                     "seed": seed,
                     "droplet_trials": task["trials"],
                     "evolutionary_trials": other["trials"],
                     "droplet_phase": task["phase"],
-                    "droplet_over_evolutionary_N": task["best_us"] / other["best_us"],
+                    "droplet_over_evolutionary_N": mine / theirs if mine and theirs else recorded,
+                    "basis": "re-measured" if mine and theirs else "recorded",
+                    "recorded_droplet_over_evolutionary_N": recorded,
                 }
             )
     for variants in report.values():
@@ -200,16 +229,21 @@ def task_figures(runs: list[dict]) -> dict[str, Any]:
 
 
 def task_ratio_table(report: dict) -> str:
-    """The per-task comparison of :func:`task_figures`, one line per model, variant and task."""
+    """The per-task comparison of :func:`task_figures`, one line per model, variant and task.
+
+    A seed's ratio marked ``*`` is of tuning-time records: one of its programs was not
+    re-measured.
+    """
     lines = [
         f"{'model':<12} {'variant':<34} {'task':<34} {'d/evo N':>8} {'faster':>7} "
-        "per seed (droplet trials / evolutionary trials)"
+        "per seed (droplet trials / evolutionary trials; * of records)"
     ]
     for model, variants in report.items():
         for variant, tasks in variants.items():
             for name, entry in tasks.items():
                 seeds = " ".join(
-                    f"{row['droplet_over_evolutionary_N']:.2f} "
+                    f"{row['droplet_over_evolutionary_N']:.2f}"
+                    f"{'*' if row['basis'] == 'recorded' else ''} "
                     f"({row['droplet_trials']}/{row['evolutionary_trials']})"
                     for row in entry["seeds"]
                 )

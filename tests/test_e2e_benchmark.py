@@ -75,15 +75,27 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     assert all(task["best_us"] > 0 for task in droplet["tasks"])
     for task in droplet["tasks"]:
         assert f"{task['task']:<34}" in done.stdout
-    # Per task, droplet's best over evolutionary search's at N of the same seed.
+    # Each task's best program of every run, re-measured alone in the models' rounds.
+    for run in runs.values():
+        kernels = results["remeasured"][run["run_id"]]["tasks"]
+        assert set(kernels) == {task["task"] for task in run["tasks"]}
+        assert all(len(k["samples"]) == 2 and k["latency_s"] > 0 for k in kernels.values())
+    # Per task, droplet's best over evolutionary search's at N of the same seed: the programs
+    # re-measured, the records' ratio beside it.
     evolutionary = {task["task"]: task for task in runs["evolutionary 8"]["tasks"]}
     by_task = results["tasks"]["tiny"]["droplet"]
     assert set(by_task) == set(evolutionary)
+    mine = results["remeasured"][droplet["run_id"]]["tasks"]
+    theirs = results["remeasured"][runs["evolutionary 8"]["run_id"]]["tasks"]
     for task in droplet["tasks"]:
         (row,) = by_task[task["task"]]["seeds"]
-        expected = task["best_us"] / evolutionary[task["task"]]["best_us"]
+        expected = mine[task["task"]]["latency_s"] / theirs[task["task"]]["latency_s"]
         assert row["droplet_over_evolutionary_N"] == pytest.approx(expected)
+        assert row["basis"] == "re-measured"
+        recorded = task["best_us"] / evolutionary[task["task"]]["best_us"]
+        assert row["recorded_droplet_over_evolutionary_N"] == pytest.approx(recorded)
         assert f"{by_task[task['task']]['geomean']:.3f}" in done.stdout
+        assert f"{mine[task['task']]['latency_s'] * 1e6:.2f}" in done.stdout
     # Every measured program of every task is in droplet's provenance file, with its phase.
     entries = list(read_provenance(Path(droplet["work_dir"]) / PROVENANCE_FILE))
     for task in droplet["tasks"]:
@@ -181,18 +193,30 @@ def test_task_ratios_pair_each_task_with_its_evolutionary_run_of_the_same_seed()
         # A seed without its evolutionary run pairs with nothing.
         run("droplet", 2, {"conv": 1.0, "dense": 1.0}),
     ]
-    report = task_figures(runs)
+    # Seed 1's programs were re-measured together, seed 0's were not.
+    remeasured = {
+        f"{method}1": {"tasks": {name: {"latency_s": us * 1e-6} for name, us in tasks.items()}}
+        for method, tasks in (
+            ("droplet", {"conv": 9.5, "dense": 1.8}),
+            ("evolutionary", {"conv": 9.5, "dense": 2.0}),
+        )
+    }
+    report = task_figures(runs, remeasured)
     conv, dense = report["m"]["droplet"]["conv"], report["m"]["droplet"]["dense"]
     assert [row["droplet_over_evolutionary_N"] for row in conv["seeds"]] == pytest.approx(
-        [0.8, 0.9]
+        [0.8, 1.0]
     )
-    assert conv["geomean"] == pytest.approx((0.8 * 0.9) ** 0.5) and conv["droplet_faster"] == 2
-    assert dense["geomean"] == pytest.approx(1.5**0.5) and dense["droplet_faster"] == 0
+    assert [row["basis"] for row in conv["seeds"]] == ["recorded", "re-measured"]
+    assert [row["recorded_droplet_over_evolutionary_N"] for row in conv["seeds"]] == (
+        pytest.approx([0.8, 0.9])
+    )
+    assert conv["geomean"] == pytest.approx(0.8**0.5) and conv["droplet_faster"] == 1
+    assert dense["geomean"] == pytest.approx((1.5 * 0.9) ** 0.5) and dense["droplet_faster"] == 1
     assert (
         conv["seeds"][0]["droplet_trials"] == 32 and conv["seeds"][0]["evolutionary_trials"] == 16
     )
     table = task_ratio_table(report)
-    assert "0.849" in table and "2/2" in table and "0.80 (32/16)" in table
+    assert "0.894" in table and "1/2" in table and "0.80* (32/16) 1.00 (32/16)" in table
 
 
 def test_plan_pairs_every_seed_and_tunes_each_run_once():
