@@ -93,6 +93,8 @@ def _task_timers(database: Any, extracted: list[Any], target: Any) -> dict[str, 
             )
             for info in ArgInfo.from_prim_func(sch.mod["main"])
         ]
+        # 20 ms a repeat, not the models' 50: a model has ten or so of these kernels to time
+        # each round, and a kernel of microseconds still runs a thousand times in 20 ms.
         timer = (
             tvm.compile(sch.mod, target=target)
             .jit()
