@@ -255,7 +255,6 @@ OPTIONS_ADDED = {
     "sample_while_guessing": False,
     "restart_other_spaces": False,
     "restart_from": "measured",
-    "align_locations": False,
 }
 OPTIONS_REMOVED = {
     "explorer_headroom": 1,

@@ -361,7 +361,6 @@ class Descents:
                 seed=self.seed + len(self.descents),
                 pairs=space.pairs,
                 combine=self.options["combine_moves"],
-                jumps=space.location_jumps if self.options["align_locations"] else (),
             )
             droplet.restart(space.origin, record.samples)
             descent = Descent(space, droplet, phase)

@@ -37,17 +37,13 @@ together: every measured single-coordinate move that was faster than the point i
 is added to the centre reached from that point (each on its own, and all of them at once). A
 batch measures a whole round at the same moment, so the moves that each gained a little are
 known together; taking them one per round spends a batch per move.
-
-With ``jumps``, the first round from every centre also proposes the centre with each of a few
-partial points applied: moves of several coordinates at once that the caller knows belong
-together, and that single moves, each of which must pay off on its own, may never reach.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from .stats import is_significantly_faster, mean
 
@@ -75,10 +71,6 @@ class Droplet:
     combine : bool
         Once a round's results are in, first propose the centre plus the other faster moves of
         that round (see the module docstring).
-    jumps : Sequence[Mapping[int, int]]
-        Partial points (coordinate -> option index) that the first round from every centre
-        (step 1) also proposes, applied to the centre: settings of several coordinates that
-        may only pay off together, such as the compute locations of a chain of blocks.
     """
 
     def __init__(
@@ -90,19 +82,9 @@ class Droplet:
         seed: int = 0,
         pairs: Sequence[tuple[int, int]] = (),
         combine: bool = False,
-        jumps: Sequence[Mapping[int, int]] = (),
     ) -> None:
         if any(size < 1 for size in sizes):
             raise ValueError(f"every coordinate needs at least one option, got sizes {sizes}")
-        self.jumps: tuple[dict[int, int], ...] = tuple(
-            {int(dim): int(index) for dim, index in jump.items()} for jump in jumps
-        )
-        for jump in self.jumps:
-            if not jump or any(
-                not (0 <= dim < len(sizes) and 0 <= index < sizes[dim])
-                for dim, index in jump.items()
-            ):
-                raise ValueError(f"jump {jump} sets no coordinate or lies outside the box {sizes}")
         self.pairs: tuple[tuple[int, int], ...] = tuple((int(a), int(b)) for a, b in pairs)
         if any(a == b or not (0 <= a < len(sizes) and 0 <= b < len(sizes)) for a, b in self.pairs):
             raise ValueError(f"pairs must name two different coordinates of {len(sizes)}")
@@ -383,13 +365,6 @@ class Droplet:
                 point[up] += delta
                 point[down] -= delta
                 if 0 <= point[up] < self.sizes[up] and 0 <= point[down] < self.sizes[down]:
-                    out.append(tuple(point))
-        if step == 1:
-            for jump in self.jumps:
-                point = list(centre)
-                for dim, index in jump.items():
-                    point[dim] = index
-                if tuple(point) != centre and tuple(point) not in out:
                     out.append(tuple(point))
         # Visited points stay only when their result is known: the descent may move to them.
         return [p for p in out if p not in self._visited or p in self._results]

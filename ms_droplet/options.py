@@ -199,17 +199,6 @@ OPTIONS: tuple[Option, ...] = (
         "True or False",
     ),
     Option(
-        "align_locations",
-        False,
-        "The first round from every centre also puts the compute locations of the blocks the "
-        "design space leaves to SampleComputeLocation at one loop index together, one move per "
-        "index two or more of them can take: such blocks form a chain (a softmax's max, exp, "
-        "sum and normalise), and one moved alone often makes a slower or invalid program "
-        "where the whole chain moved is faster.",
-        lambda v: isinstance(v, bool),
-        "True or False",
-    ),
-    Option(
         "tile_moves",
         "factor",
         "How a tile decision moves: 'factor' scales one tile level by one divisor step of the "

@@ -158,29 +158,6 @@ class DecisionSpace:
                 for _, _, slots in self._tiles.values()
                 for pair in itertools.combinations(sorted(slots.values()), 2)
             )
-        self.location_jumps = self._location_jumps()
-
-    def _location_jumps(self) -> tuple[dict[int, int], ...]:
-        """Partial points that put every compute location able to take it at one loop index.
-
-        For Droplet(jumps=...). The blocks a design space leaves to ``SampleComputeLocation``
-        (a softmax's max, exp, sum and normalise blocks) form a chain, and moving one of them
-        alone to another loop often makes a slower or invalid program while the whole chain at
-        that loop is faster: one jump per location index shared by two or more of them.
-        """
-        locations = [
-            (dim, coord)
-            for dim, coord in enumerate(self.coordinates)
-            if coord.kind == "SampleComputeLocation"
-        ]
-        jumps = []
-        for value in sorted({value for _, coord in locations for value in coord.values}):
-            jump = {
-                dim: coord.values.index(value) for dim, coord in locations if value in coord.values
-            }
-            if len(jump) >= 2:
-                jumps.append(jump)
-        return tuple(jumps)
 
     def _add_factor_coordinates(
         self, index: int, inst: _tvm.Instruction, coords: list, origin: list

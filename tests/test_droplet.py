@@ -189,36 +189,6 @@ def test_paired_coordinates_also_move_together_in_opposite_directions():
         Droplet((3, 3), pairs=[(0, 2)])
 
 
-def test_jumps_set_several_coordinates_at_once_in_the_first_round_from_a_centre():
-    # Three coordinates that pay off only all at index 2 (a chain of compute locations): every
-    # single move from (0, 0, 0) loses, the jump to (2, 2, 2) wins.
-    def chain(point):
-        return 1.0 if point == (2, 2, 2) else 2.0 + 0.1 * len(set(point))
-
-    plain = Droplet((3, 3, 3), seed=0)
-    plain.restart((0, 0, 0), [chain((0, 0, 0))])
-    while plain.can_propose:
-        for point in plain.ask(8):
-            plain.tell(point, [chain(point)])
-    assert plain.centre == (0, 0, 0)  # converged without ever reaching (2, 2, 2)
-    jumping = Droplet((3, 3, 3), seed=0, jumps=[{0: 2, 1: 2, 2: 2}, {0: 0, 1: 0}])
-    jumping.restart((0, 0, 0), [chain((0, 0, 0))])
-    round_one = jumping.ask(4)
-    # The three single moves of step 1, then the one jump that changes the centre ({0: 0, 1: 0}
-    # leaves it as it is).
-    assert sorted(round_one[:3]) == [(0, 0, 1), (0, 1, 0), (1, 0, 0)]
-    assert round_one[3] == (2, 2, 2)
-    for point in round_one:
-        jumping.tell(point, [chain(point)])
-    assert jumping.centre == (2, 2, 2)
-    # From the new centre the other jump is a neighbour of step 1 too.
-    assert (0, 0, 2) in jumping.ask(8)
-    with pytest.raises(ValueError, match="outside the box"):
-        Droplet((3, 3), jumps=[{0: 3}])
-    with pytest.raises(ValueError, match="sets no coordinate"):
-        Droplet((3, 3), jumps=[{}])
-
-
 def test_perfect_tilings_are_exactly_the_valid_factorizations():
     tilings = perfect_tilings(24, 3, max_innermost_factor=4)
     assert len(tilings) == len(set(tilings))

@@ -136,32 +136,6 @@ def test_compute_location_values_are_every_location_tvm_keeps(workload):
         assert locations and [c.values for c in locations] == expected
 
 
-def test_location_jumps_put_every_compute_location_able_to_at_one_loop_index():
-    # A softmax leaves its max, exp, sum and normalise blocks to SampleComputeLocation.
-    context = tune_context(te_module("SFM", 0))
-    for sch in measured_like_traces(context):
-        space = DecisionSpace(context.mod, sch.trace, context.space_generator.postprocs, seed=1)
-        locations = {
-            dim: coord.values
-            for dim, coord in enumerate(space.coordinates)
-            if coord.kind == "SampleComputeLocation"
-        }
-        assert len(locations) >= 2 and space.location_jumps
-        for jump in space.location_jumps:
-            (value,) = {locations[dim][index] for dim, index in jump.items()}
-            # Every location coordinate that can take the value is set to it, and only those.
-            assert set(jump) == {dim for dim, values in locations.items() if value in values}
-            point = list(space.origin)
-            for dim, index in jump.items():
-                point[dim] = index
-            assert space.replay(point) is not None
-    gemm = tune_context(te_module("GMM", 0))
-    for sch in measured_like_traces(gemm):
-        assert (
-            DecisionSpace(gemm.mod, sch.trace, gemm.space_generator.postprocs).location_jumps == ()
-        )
-
-
 def _tile_decisions(trace):
     return [
         [int(x) for x in trace.decisions[inst]]

@@ -435,17 +435,6 @@ def test_restarts_start_from_explored_programs_if_asked(restart_from):
     strategy.post_tuning()
 
 
-@pytest.mark.parametrize("align", [False, True])
-def test_align_locations_gives_the_descent_its_spaces_location_jumps(align):
-    strategy = DropletSearch(explore_trials=8, align_locations=align)
-    context = tune_context(te_module("SFM", 0), strategy=strategy)
-    drive(strategy, 16, 8, context.generate_design_space())
-    (descent,) = strategy.task.descents.descents
-    assert descent.space.location_jumps  # a softmax's chain of compute locations
-    assert descent.droplet.jumps == (descent.space.location_jumps if align else ())
-    strategy.post_tuning()
-
-
 def test_clone_is_independent_with_the_same_options():
     original = DropletSearch(explore_trials=4, on_converge="stop")
     clone = original.clone()
