@@ -254,9 +254,9 @@ OPTIONS_ADDED = {
     "adaptive_explore": False,
     "sample_while_guessing": False,
     "restart_other_spaces": False,
-    "restart_from": "measured",
 }
 OPTIONS_REMOVED = {
+    "restart_from": "measured",
     "explorer_headroom": 1,
     "two_moves": 0,
     "first_population": None,

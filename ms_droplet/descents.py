@@ -31,7 +31,7 @@ from typing import Any
 
 from . import _tvm
 from .adapters.cost_model import CostModelRanker
-from .bookkeeping import CONTROL, DATABASE, DESCENT, RESTART, WARM_START, Measured, TaskStats
+from .bookkeeping import DATABASE, DESCENT, RESTART, WARM_START, Measured, TaskStats
 from .droplet import Droplet, Point
 from .space import DecisionSpace
 
@@ -328,13 +328,8 @@ class Descents:
             walked = {d.structure for d in self.descents}
             # Stable: by latency within the unwalked spaces, then within the walked ones.
             order.sort(key=lambda m: self._structure(m) in walked)
-        # Phases of the programs a descent measured: neighbours of that descent's path.
-        descended = (DESCENT, RESTART, WARM_START, CONTROL)
-        only_explored = self.options["restart_from"] == "explored"
         for record in order:
             if record.module_hash in self.started:
-                continue
-            if only_explored and record.phase in descended:
                 continue
             self.started.add(record.module_hash)
             try:

@@ -49,7 +49,6 @@ def _is_int(value: Any) -> bool:
 
 
 ON_CONVERGE = ("restart", "explore", "stop")
-RESTART_FROM = ("measured", "explored")
 TILE_MOVES = ("factor", "tiling", "transfer")
 
 OPTIONS: tuple[Option, ...] = (
@@ -129,16 +128,6 @@ OPTIONS: tuple[Option, ...] = (
         "and hand its time to the other tasks.",
         lambda v: v in ON_CONVERGE,
         f"one of {ON_CONVERGE}",
-    ),
-    Option(
-        "restart_from",
-        "measured",
-        "Which programs a restart may start from: 'measured', the fastest measured program no "
-        "descent started from or stood on; 'explored', only programs the exploration measured "
-        "or the database held, since a program a descent measured is a neighbour of that "
-        "descent's path and a restart from it walks the same basin again.",
-        lambda v: v in RESTART_FROM,
-        f"one of {RESTART_FROM}",
     ),
     Option(
         "restart_other_spaces",

@@ -416,25 +416,6 @@ def test_a_restart_goes_to_a_design_space_no_descent_walked(other_spaces):
     strategy.post_tuning()
 
 
-@pytest.mark.parametrize("restart_from", ["measured", "explored"])
-def test_restarts_start_from_explored_programs_if_asked(restart_from):
-    strategy = DropletSearch(explore_trials=4, restart_from=restart_from)
-    context = _tiny_context(strategy)
-    drive(strategy, 60, 4, context.generate_design_space())
-    task = strategy.task
-    assert task.stats.descents_started > 1
-    start_phases = [
-        task.measured[_tvm.module_hash(d.space.replay(d.space.origin).mod)].phase
-        for d in task.descents.descents
-    ]
-    if restart_from == "explored":
-        # Every start is a program of the exploration, not a neighbour a descent measured.
-        assert set(start_phases) == {"explore"}
-    else:
-        assert set(start_phases) - {"explore"}
-    strategy.post_tuning()
-
-
 def test_clone_is_independent_with_the_same_options():
     original = DropletSearch(explore_trials=4, on_converge="stop")
     clone = original.clone()
