@@ -260,6 +260,7 @@ OPTIONS_REMOVED = {
     "explorer_headroom": 1,
     "two_moves": 0,
     "first_population": None,
+    "align_locations": False,
 }
 
 
