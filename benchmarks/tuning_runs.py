@@ -254,6 +254,7 @@ OPTIONS_ADDED = {
     "adaptive_explore": False,
     "sample_while_guessing": False,
     "restart_other_spaces": False,
+    "explorer_sees_descents": True,
 }
 OPTIONS_REMOVED = {
     "restart_from": "measured",

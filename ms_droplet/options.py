@@ -120,6 +120,17 @@ OPTIONS: tuple[Option, ...] = (
         "True or False",
     ),
     Option(
+        "explorer_sees_descents",
+        True,
+        "TVM's explorer (EvolutionarySearch) seeds each genetic search with the fastest "
+        "programs of its database view; with this on, that view holds every program the task "
+        "measured, the descents' too, so the explorer starts from the descents' best; off, it "
+        "holds what the exploration measured (and what the database knew before), as in "
+        "stock MetaSchedule, where the explorer's database holds only its own programs.",
+        lambda v: isinstance(v, bool),
+        "True or False",
+    ),
+    Option(
         "on_converge",
         "restart",
         "What to do when a descent converges and budget remains: 'restart' from the next-best "

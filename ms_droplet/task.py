@@ -269,7 +269,8 @@ class DropletTask:
                 self.measured[flight.module_hash] = Measured(
                     flight.module_hash, candidate.sch.trace, samples, flight.phase
                 )
-            if self.adapter is not None:
+            explorer_sees = flight.proposal is None or self.options["explorer_sees_descents"]
+            if self.adapter is not None and explorer_sees:
                 self.adapter.add_to_view(candidate, samples)
             if flight.proposal is None:
                 explored_candidates.append(candidate)
