@@ -129,6 +129,29 @@ def test_records_of_another_target_neither_seed_nor_answer(tmp_path):
     strategy.post_tuning()
 
 
+@pytest.mark.parametrize("sees_descents", [True, False])
+def test_the_explorer_seeds_from_the_descents_programs_only_when_told(tmp_path, sees_descents):
+    strategy, context, spaces = _setup(explorer_sees_descents=sees_descents)
+    database = ms.database.JSONDatabase(work_dir=str(tmp_path))
+    drive(strategy, 32, 8, spaces, database, ms.cost_model.RandomModel(seed=1))
+    task = strategy.task
+    by_phase = {}
+    for program in task.measured.values():
+        by_phase.setdefault(program.phase == "explore", set()).add(program.module_hash)
+    explored, descended = by_phase[True], by_phase[False]
+    assert len(explored) == 16 and descended
+    view = task.adapter.view
+    seeds = {
+        _tvm.module_hash(record.as_measure_candidate().sch.mod)
+        for record in view.get_top_k(view.commit_workload(context.mod), 100)
+    }
+    # Stock MetaSchedule's explorer knows only its own programs; droplet's, by default, the
+    # descents' too, whose best are then the genetic search's first parents.
+    assert explored <= seeds
+    assert (descended <= seeds) if sees_descents else not (descended & seeds)
+    strategy.post_tuning()
+
+
 @pytest.mark.parametrize("union", ["union", "ordered-union"])
 def test_a_union_database_warm_starts_from_the_record_it_answers(tmp_path, union):
     strategy, context, spaces = _setup()
