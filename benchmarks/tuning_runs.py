@@ -255,6 +255,7 @@ OPTIONS_ADDED = {
     "sample_while_guessing": False,
     "restart_other_spaces": False,
     "explorer_sees_descents": True,
+    "stalled_turns": "alternate",
 }
 OPTIONS_REMOVED = {
     "restart_from": "measured",

@@ -50,6 +50,7 @@ def _is_int(value: Any) -> bool:
 
 ON_CONVERGE = ("restart", "explore", "stop")
 TILE_MOVES = ("factor", "tiling", "transfer")
+STALLED_TURNS = ("alternate", "explorer")
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -129,6 +130,17 @@ OPTIONS: tuple[Option, ...] = (
         "stock MetaSchedule, where the explorer's database holds only its own programs.",
         lambda v: isinstance(v, bool),
         "True or False",
+    ),
+    Option(
+        "stalled_turns",
+        "alternate",
+        "With adaptive_explore, whose the batches are while neither the explorer nor the "
+        "descent gained in its latest batches: 'alternate' gives them turns; 'explorer' gives "
+        "them to the explorer, as evolutionary search would spend them, until one gains, and a "
+        "descent started from a program the explorer found faster than every descent's centre "
+        "gets the next batch.",
+        lambda v: v in STALLED_TURNS,
+        f"one of {STALLED_TURNS}",
     ),
     Option(
         "on_converge",

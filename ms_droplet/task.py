@@ -389,7 +389,9 @@ class DropletTask:
         """
         if not self.options["adaptive_explore"] or self.exploration.spent:
             return []
-        if not self.turns.explorer_next(last or DESCENT_TURN) or not self.descents.model_learned():
+        ties_to_explorer = self.options["stalled_turns"] == "explorer"
+        explorer_next = self.turns.explorer_next(last or DESCENT_TURN, ties_to_explorer)
+        if not explorer_next or not self.descents.model_learned():
             return []
         self.exploration.extend(count)
         fresh = self._explored(count, 0, hashes)
@@ -424,6 +426,9 @@ class DropletTask:
         if centres and best.latency >= threshold * min(centres):
             return
         if self.descents.start_from(best):
+            if self.options["stalled_turns"] == "explorer":
+                # A descent in a new basin is not the stalled one: it gets the next batch.
+                self.turns.forget(DESCENT_TURN)
             self.log(
                 f"droplet: the explorer found {best.latency * 1e6:.2f} us, faster than every "
                 f"descent's centre: descending from it"

@@ -69,12 +69,17 @@ class Turns:
             return None
         return sum(gain for gain, _ in batches) / sum(seconds for _, seconds in batches)
 
-    def explorer_next(self, last: str) -> bool:
+    def forget(self, whose: str) -> None:
+        """Forget the batches of ``whose``: its next batch is its first again."""
+        self.batches[whose].clear()
+
+    def explorer_next(self, last: str, ties_to_explorer: bool = False) -> bool:
         """Whether the explorer takes the next batch, ``last`` having had the last one.
 
         The descent has the first batch; the explorer then one to show its rate; then the one
         with the higher rate. When neither is ahead (most often both gained nothing in their
-        latest batches), they take turns, so that neither is judged on stale batches for ever.
+        latest batches), they take turns, so that neither is judged on stale batches for ever,
+        or, with ``ties_to_explorer``, the explorer takes it.
         """
         descent = self.rate(DESCENT_TURN)
         if descent is None:
@@ -83,5 +88,5 @@ class Turns:
         if explorer is None:
             return True
         if explorer == descent:
-            return last == DESCENT_TURN
+            return ties_to_explorer or last == DESCENT_TURN
         return explorer > descent
