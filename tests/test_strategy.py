@@ -307,6 +307,38 @@ def test_the_explorer_takes_batches_when_the_descent_stops_gaining(learned, adap
     strategy.post_tuning()
 
 
+@pytest.mark.parametrize("stalled_turns", ["alternate", "explorer"])
+def test_stalled_batches_alternate_or_go_to_the_explorer(stalled_turns):
+    strategy, _, spaces = _evolutionary_setup(stalled_turns=stalled_turns)
+    per_iter = 8
+
+    def latency(candidate, phase):
+        batch = strategy.task.issued // per_iter
+        if phase != "explore":
+            return 20e-3  # no neighbour ever beats its centre
+        # The exploration phase (10 ms, 8 ms), then one explorer batch that finds 4 ms; every
+        # later program is slower, so that neither side gains again.
+        return {1: 10e-3, 2: 8e-3, 4: 4e-3}.get(batch, 20e-3)
+
+    model = recording_model(lambda c: 1.0 / tile_latency(c))
+    phases, *_ = _drive_with_phases(strategy, spaces, 80, per_iter, latency, model)
+    task = strategy.task
+    explorer_batches = [number for number, p in enumerate(phases, 1) if "explore" in p]
+    if stalled_turns == "alternate":
+        # The explorer keeps batch 5 on its 50% gain and batch 6 on its latest two batches;
+        # from then on neither gains and they alternate, the descent first.
+        assert explorer_batches == [1, 2, 4, 5, 6, 8, 10]
+    else:
+        # The descent started from the explorer's 4 ms program gets batch 5; the explorer
+        # then takes batch 6 on its gain, and every batch once neither gains.
+        assert explorer_batches == [1, 2, 4, 6, 7, 8, 9, 10]
+        assert phases[4].count("explore") == 0
+    assert task.best().latency == pytest.approx(4e-3)
+    assert task.descents.active.droplet.centre_latency == pytest.approx(4e-3)
+    assert len(task.seen) == 80
+    strategy.post_tuning()
+
+
 def test_seeded_runs_propose_the_same_candidates():
     def proposals():
         strategy, _, spaces = _evolutionary_setup(seed=42)
