@@ -134,7 +134,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "stalled_turns",
         "alternate",
-        "With adaptive_explore, whose the batches are while neither the explorer nor the "
+        "With adaptive_explore, who gets the batches while neither the explorer nor the "
         "descent gained in its latest batches: 'alternate' gives them turns; 'explorer' gives "
         "them to the explorer, as evolutionary search would spend them, until one gains, and a "
         "descent started from a program the explorer found faster than every descent's centre "

@@ -155,7 +155,7 @@ class DropletTask:
         # Whose batches after the exploration phase are: the explorer's or the descent's
         # (adaptive_explore); whose the batch in flight is (None: an exploration-phase batch),
         # and when it was chosen.
-        self.turns = Turns()
+        self.turns = Turns(ties_to_explorer=options["stalled_turns"] == "explorer")
         self.turn: str | None = None
         self.batch_started = 0.0
         # FLOPs of one run of the workload, counted at the first report (0: not countable).
@@ -390,9 +390,7 @@ class DropletTask:
         """
         if not self.options["adaptive_explore"] or self.exploration.spent:
             return []
-        ties_to_explorer = self.options["stalled_turns"] == "explorer"
-        explorer_next = self.turns.explorer_next(last or DESCENT_TURN, ties_to_explorer)
-        if not explorer_next or not self.descents.model_learned():
+        if not self.turns.explorer_next(last or DESCENT_TURN) or not self.descents.model_learned():
             return []
         self.exploration.extend(count)
         fresh = self._explored(count, 0, hashes)
@@ -427,9 +425,7 @@ class DropletTask:
         if centres and best.latency >= threshold * min(centres):
             return
         if self.descents.start_from(best):
-            if self.options["stalled_turns"] == "explorer":
-                # A descent in a new basin is not the stalled one: it gets the next batch.
-                self.turns.forget(DESCENT_TURN)
+            self.turns.new_descent()
             self.log(
                 f"droplet: the explorer found {best.latency * 1e6:.2f} us, faster than every "
                 f"descent's centre: descending from it"

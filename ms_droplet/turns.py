@@ -44,11 +44,15 @@ class Turns:
     ----------
     window : int
         How many of each one's latest batches its rate is taken over.
+    ties_to_explorer : bool
+        Whether the explorer takes the batches while neither is ahead (option
+        ``stalled_turns="explorer"``) rather than the two taking turns.
     """
 
-    def __init__(self, window: int = WINDOW) -> None:
+    def __init__(self, window: int = WINDOW, ties_to_explorer: bool = False) -> None:
         if window < 1:
             raise ValueError(f"Turns needs a window of at least one batch, got {window}")
+        self.ties_to_explorer = ties_to_explorer
         self.batches: dict[str, deque[tuple[float, float]]] = {
             EXPLORER_TURN: deque(maxlen=window),
             DESCENT_TURN: deque(maxlen=window),
@@ -69,17 +73,22 @@ class Turns:
             return None
         return sum(gain for gain, _ in batches) / sum(seconds for _, seconds in batches)
 
-    def forget(self, whose: str) -> None:
-        """Forget the batches of ``whose``: its next batch is its first again."""
-        self.batches[whose].clear()
+    def new_descent(self) -> None:
+        """A descent started from a program the explorer found.
 
-    def explorer_next(self, last: str, ties_to_explorer: bool = False) -> bool:
+        With ``ties_to_explorer`` the descent's batches so far are forgotten: they were the
+        stalled descent's, and the new one, in another basin, gets the next batch.
+        """
+        if self.ties_to_explorer:
+            self.batches[DESCENT_TURN].clear()
+
+    def explorer_next(self, last: str) -> bool:
         """Whether the explorer takes the next batch, ``last`` having had the last one.
 
         The descent has the first batch; the explorer then one to show its rate; then the one
         with the higher rate. When neither is ahead (most often both gained nothing in their
         latest batches), they take turns, so that neither is judged on stale batches for ever,
-        or, with ``ties_to_explorer``, the explorer takes it.
+        or, with ``ties_to_explorer``, the explorer takes them.
         """
         descent = self.rate(DESCENT_TURN)
         if descent is None:
@@ -88,5 +97,5 @@ class Turns:
         if explorer is None:
             return True
         if explorer == descent:
-            return ties_to_explorer or last == DESCENT_TURN
+            return self.ties_to_explorer or last == DESCENT_TURN
         return explorer > descent

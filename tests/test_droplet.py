@@ -279,12 +279,16 @@ def test_turns_go_to_the_higher_gain_per_second_and_alternate_when_neither_gains
     # Neither gains: they take turns.
     assert turns.rate(EXPLORER_TURN) == 0.0
     assert not turns.explorer_next(EXPLORER_TURN) and turns.explorer_next(DESCENT_TURN)
-    # Or the explorer takes every tied batch (stalled_turns="explorer"), until the descent is
-    # forgotten (a new descent from an explored program): then it has the next batch.
-    assert turns.explorer_next(EXPLORER_TURN, ties_to_explorer=True)
-    turns.forget(DESCENT_TURN)
+    # Taking turns, a new descent from an explored program keeps the descent's rate.
+    turns.new_descent()
+    assert turns.rate(DESCENT_TURN) == 0.0
+    # Or the explorer takes every tied batch (stalled_turns="explorer"), until a new descent
+    # from an explored program forgets the stalled one's batches: then it has the next batch.
+    turns.ties_to_explorer = True
+    assert turns.explorer_next(EXPLORER_TURN)
+    turns.new_descent()
     assert turns.rate(DESCENT_TURN) is None
-    assert not turns.explorer_next(EXPLORER_TURN, ties_to_explorer=True)
+    assert not turns.explorer_next(EXPLORER_TURN)
     with pytest.raises(ValueError, match="not 'explore'"):
         turns.record("explore", 0.1, 1.0)
     with pytest.raises(ValueError, match="window of at least one batch"):
