@@ -122,7 +122,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "explorer_sees_descents",
-        True,
+        False,
         "TVM's explorer (EvolutionarySearch) seeds each genetic search with the fastest "
         "programs of its database view; with this on, that view holds every program the task "
         "measured, the descents' too, so the explorer starts from the descents' best; off, it "
@@ -133,7 +133,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "stalled_turns",
-        "alternate",
+        "explorer",
         "With adaptive_explore, who gets the batches while neither the explorer nor the "
         "descent gained in its latest batches: 'alternate' gives them turns; 'explorer' gives "
         "them to the explorer, as evolutionary search would spend them, until one gains, and a "

@@ -380,13 +380,13 @@ class DropletTask:
 
         Option ``adaptive_explore``: whose turn it is :class:`Turns` decides from what the
         explorer and the descent gained per second in their latest batches (``last`` had the
-        last batch); when neither is ahead, they alternate, or with ``stalled_turns="explorer"``
-        the explorer takes the batch. An explored program that beats every descent's centre
-        becomes the next descent's start. Only once the cost model has learned: TVM's explorer
-        keeps the candidates its model predicts fastest, so before that it samples at random,
-        which a descent beats. The explorer proposes fewer than ``count`` when some of its
-        candidates were measured by the descent (it knows only its own measurements): the
-        descent fills the batch.
+        last batch); when neither is ahead, the explorer takes the batch (``stalled_turns``,
+        ``"explorer"`` by default) or they alternate. An explored program that beats every
+        descent's centre becomes the next descent's start. Only once the cost model has
+        learned: TVM's explorer keeps the candidates its model predicts fastest, so before that
+        it samples at random, which a descent beats. The explorer proposes fewer than ``count``
+        when some of its candidates were measured by the descent (it knows only its own
+        measurements): the descent fills the batch.
         """
         if not self.options["adaptive_explore"] or self.exploration.spent:
             return []
