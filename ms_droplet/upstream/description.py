@@ -56,6 +56,17 @@ measured. This PR adds it as a search strategy, `strategy="droplet"`, next to `e
   converged descent restarts from the next-best distinct program. All
   of it runs inside the task scheduler's trial budget, through the user's builder, runner,
   database and measure callbacks; nothing is measured outside them.
+- The cost model steers both phases once it has learned (two predictions of one program
+  agree; `XGBModel` scores at random before it has seen 100 measurements): until then the
+  exploration samples with `ReplayTrace` and the descent measures neighbours in its own order;
+  after, `EvolutionarySearch` explores, the descent replays four batches' worth of neighbours
+  and measures those the model ranks best, and each batch goes to the explorer or the descent,
+  whichever gained more per second over its latest two batches (the explorer while neither
+  gains). An explored
+  program faster than every descent's centre starts the next descent. A design space with no
+  sampling decision (a reshape or transpose) is measured whole in its first batch, at most 256
+  programs: `EvolutionarySearch`'s mutators change sampling decisions only, so it measures one
+  program of such a space whatever its budget.
 - The descent core (`Droplet`) is pure Python (ask/tell), unit-tested without building anything.
 - Python, not C++: the strategy delegates its exploration to `EvolutionarySearch` and its
   replays to `Trace`/`Schedule`, so what remains is bookkeeping per batch; its own time is a
