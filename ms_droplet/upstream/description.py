@@ -62,11 +62,10 @@ measured. This PR adds it as a search strategy, `strategy="droplet"`, next to `e
   after, `EvolutionarySearch` explores, the descent replays four batches' worth of neighbours
   and measures those the model ranks best, and each batch goes to the explorer or the descent,
   whichever gained more per second over its latest two batches (the explorer while neither
-  gains). An explored
-  program faster than every descent's centre starts the next descent. A design space with no
-  sampling decision (a reshape or transpose) is measured whole in its first batch, at most 256
-  programs: `EvolutionarySearch`'s mutators change sampling decisions only, so it measures one
-  program of such a space whatever its budget.
+  gains). An explored program faster than every descent's centre starts the next descent. A
+  design space with no sampling decision (a reshape or transpose) is measured whole in its
+  first batch, at most 256 programs: `EvolutionarySearch`'s mutators change sampling decisions
+  only, so it measures one program of such a space whatever its budget.
 - The descent core (`Droplet`) is pure Python (ask/tell), unit-tested without building anything.
 - Python, not C++: the strategy delegates its exploration to `EvolutionarySearch` and its
   replays to `Trace`/`Schedule`, so what remains is bookkeeping per batch; its own time is a
