@@ -101,7 +101,7 @@ Ratios are droplet's latency (or tuning time) over evolutionary search's, each m
 schedule re-measured in one process (geometric means over workloads and seeds); below 1 favours
 droplet. At equal budget the two have so far ended within run-to-run noise of each other per
 kernel; what droplet adds is reaching evolutionary search's kernels in fewer trials and less
-time (and, on whole models, not yet: see the table). Protocol and per-workload tables:
+time (on whole models, not yet on every model: see the table). Protocol and per-workload tables:
 `benchmarks/RESULTS.md` of ms_droplet, the package this strategy is developed in (the module
 in this PR is generated from its sources).
 
