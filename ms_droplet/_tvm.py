@@ -174,6 +174,10 @@ _TENSOR_INTRINSIC_MODULES = {
     "cuda": ("cuda",),
 }
 _TENSOR_INTRIN_PACKAGE = "tvm.s_tir.tensor_intrin"
+# What the package's __init__ imports (TVM 0.27): a kind without an entry above needs them all.
+_ALL_TENSOR_INTRINSIC_MODULES = ("cuda", "arm_cpu", "x86", "rocm", "hexagon", "riscv_cpu")
+# The modules imported under the package without its __init__; empty while none are.
+_modules_without_init: set[str] = set()
 
 
 def register_tensor_intrinsics(target: Target) -> None:
@@ -184,20 +188,23 @@ def register_tensor_intrinsics(target: Target) -> None:
     most of it CUDA's, where tuning a small CPU kernel takes seconds. For a process that tunes for
     one target (``ms-droplet tune``, the benchmark harness), this imports the package without
     its ``__init__`` and only the modules of the target's kind (about 2 s for LLVM), so that the
-    contexts' import finds it done. A process that then tunes for another kind would lack that
-    kind's intrinsics: call it only where the process has one target. Kinds without an entry,
-    or an import made already, keep TVM's full import.
+    contexts' import finds it done. The contexts' import then adds nothing, so a process that
+    tunes for another kind later must call this again for that kind first (it adds the kind's
+    modules; a kind without an entry gets every module). A package TVM imported whole is left
+    as it is.
     """
-    if _TENSOR_INTRIN_PACKAGE in sys.modules:
+    if _TENSOR_INTRIN_PACKAGE in sys.modules and not _modules_without_init:
         return
     modules = _TENSOR_INTRINSIC_MODULES.get(target.kind.name)
-    if modules is None:
+    if modules is None and not _modules_without_init:
         importlib.import_module(_TENSOR_INTRIN_PACKAGE)
         return
-    spec = importlib.util.find_spec(_TENSOR_INTRIN_PACKAGE)
-    sys.modules[_TENSOR_INTRIN_PACKAGE] = importlib.util.module_from_spec(spec)
-    for module in modules:
+    if not _modules_without_init:
+        spec = importlib.util.find_spec(_TENSOR_INTRIN_PACKAGE)
+        sys.modules[_TENSOR_INTRIN_PACKAGE] = importlib.util.module_from_spec(spec)
+    for module in modules or _ALL_TENSOR_INTRINSIC_MODULES:
         importlib.import_module(f"{_TENSOR_INTRIN_PACKAGE}.{module}")
+        _modules_without_init.add(module)
 
 
 def estimate_flops(mod: IRModule) -> float:

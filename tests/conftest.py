@@ -26,6 +26,19 @@ from pathlib import Path
 
 import pytest
 
+
+@pytest.fixture(scope="session", autouse=True)
+def every_tensor_intrinsic():
+    """Import every target's tensor intrinsics in each test process before its first test.
+
+    As TVM's first ``TuneContext`` in a process does. The tests that run the CLI or the
+    benchmark harness in this process would otherwise register one target kind's intrinsics
+    (``_tvm.register_tensor_intrinsics``), and a later test's CUDA context would find none of
+    CUDA's, depending on which tests a pytest-xdist worker happened to run before it.
+    """
+    import tvm.s_tir.tensor_intrin  # noqa: F401
+
+
 LLVM_TARGET = {"kind": "llvm", "num-cores": 2}
 CUDA_TARGET = {
     "kind": "cuda",

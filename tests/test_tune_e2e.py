@@ -70,19 +70,38 @@ context = ms.TuneContext(
     search_strategy="replay-trace",
     num_threads=1,
 )
-print(json.dumps({
+result = {
     "vnni_spaces": sum("dot_16x4_vnni" in str(s.trace) for s in context.generate_design_space()),
     "cuda_loaded": "tvm.s_tir.tensor_intrin.cuda" in sys.modules,
-}))
+}
+# The same process tuning for CUDA afterwards: the second call adds CUDA's intrinsics, which
+# the tensor-core schedule rules of a CUDA context look up (none registered: a ValueError).
+cuda = tvm.target.Target({"kind": "cuda", "arch": "sm_80", "max_threads_per_block": 1024,
+    "max_shared_memory_per_block": 49152, "thread_warp_size": 32})
+_tvm.register_tensor_intrinsics(cuda)
+x = te.placeholder((64, 64), "float16", name="x")
+y = te.placeholder((64, 64), "float16", name="y")
+z = te.compute((64, 64), lambda i, j: te.sum(x[i, k].astype("float32") * y[j, k], axis=k))
+ms.TuneContext(
+    mod=tvm.IRModule({"main": te.create_prim_func([x, y, z])}),
+    target=cuda,
+    space_generator="post-order-apply",
+    search_strategy="replay-trace",
+    num_threads=1,
+)
+result["cuda_context_after"] = True
+print(json.dumps(result))
 """
 
 
 def test_a_cpu_job_registers_the_cpu_intrinsics_and_skips_cudas(tmp_path):
     # An int8 matmul on a VNNI CPU: the default schedule rules tensorize it with TVM's x86
-    # intrinsic, which is registered; CUDA's intrinsics (most of the import) are not parsed.
+    # intrinsic, which is registered; CUDA's intrinsics (most of the import) are not parsed
+    # until the process asks for a CUDA target.
     out = run_child(["-c", _ONE_KIND_OF_INTRINSICS], cwd=tmp_path)
     result = json.loads(out.strip().splitlines()[-1])
     assert result["vnni_spaces"] > 0 and not result["cuda_loaded"]
+    assert result["cuda_context_after"]
 
 
 def test_cli_rejects_bad_input(tmp_path):
