@@ -193,13 +193,13 @@ def register_tensor_intrinsics(target: Target) -> None:
     modules; a kind without an entry gets every module). A package TVM imported whole is left
     as it is.
     """
-    if _TENSOR_INTRIN_PACKAGE in sys.modules and not _modules_without_init:
-        return
     modules = _TENSOR_INTRINSIC_MODULES.get(target.kind.name)
-    if modules is None and not _modules_without_init:
-        importlib.import_module(_TENSOR_INTRIN_PACKAGE)
-        return
     if not _modules_without_init:
+        if _TENSOR_INTRIN_PACKAGE in sys.modules:
+            return
+        if modules is None:
+            importlib.import_module(_TENSOR_INTRIN_PACKAGE)
+            return
         spec = importlib.util.find_spec(_TENSOR_INTRIN_PACKAGE)
         sys.modules[_TENSOR_INTRIN_PACKAGE] = importlib.util.module_from_spec(spec)
     for module in modules or _ALL_TENSOR_INTRINSIC_MODULES:
