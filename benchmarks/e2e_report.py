@@ -17,7 +17,9 @@
 """The end-to-end comparison: ratios per model and seed, tables, the summary JSON, the plot.
 
 Every ratio compares compiled models re-measured together (:mod:`.e2e_remeasure`): droplet at
-N over evolutionary at N and at k*N, and droplet's tuning time over evolutionary's at N.
+N over evolutionary at N and at k*N, and droplet's tuning time over evolutionary's at N. The
+two latency ratios' geometric means over seeds come with their 95% confidence intervals
+(:func:`~benchmarks.report.geomean_interval`, each seed one sample).
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .report import geomean
+from .report import geomean, geomean_interval
+
+# The ratios whose geometric mean over seeds gets a confidence interval.
+INTERVAL_RATIOS = ("droplet_over_evolutionary_N", "droplet_over_evolutionary_kN")
 
 
 def _by_key(runs: list[dict]) -> dict[tuple, dict]:
@@ -85,6 +90,10 @@ def figures(runs: list[dict], remeasured: dict[str, dict], k: int) -> dict[str, 
                     "wall_over_evolutionary_kN",
                 )
             }
+            entry["interval_95"] = {
+                name: geomean_interval(row[name] for row in entry["seeds"])
+                for name in INTERVAL_RATIOS
+            }
     return report
 
 
@@ -101,10 +110,17 @@ def summary(
     for model, variants in report.items():
         means = variants.get(variant, {}).get("geomean")
         if means:
+            intervals = variants[variant].get("interval_95", {})
             models[model] = {
                 "droplet_over_evolutionary_N": means["droplet_over_evolutionary_N"],
                 f"droplet_over_evolutionary_{k}N": means["droplet_over_evolutionary_kN"],
                 "wall_over_evolutionary_N": means["wall_over_evolutionary_N"],
+                "interval_95": {
+                    "droplet_over_evolutionary_N": intervals.get("droplet_over_evolutionary_N"),
+                    f"droplet_over_evolutionary_{k}N": intervals.get(
+                        "droplet_over_evolutionary_kN"
+                    ),
+                },
             }
     return {"commit": commit, "seeds": seeds, "models": models}
 
@@ -143,7 +159,17 @@ def table(report: dict, k: int) -> str:
                 f"{_fmt(means['droplet_over_evolutionary_kN']):>8} "
                 f"{_fmt(means['wall_over_evolutionary_N']):>8}"
             )
+            intervals = entry.get("interval_95", {})
+            lines.append(
+                f"{model:<12} {variant:<34} {'95%':>4} confidence intervals of the geomeans: "
+                f"d/evo N {_interval(intervals.get('droplet_over_evolutionary_N'))}, "
+                f"d/evo {k}N {_interval(intervals.get('droplet_over_evolutionary_kN'))}"
+            )
     return "\n".join(lines)
+
+
+def _interval(interval: tuple[float, float] | None) -> str:
+    return "-" if interval is None else f"{interval[0]:.3f} - {interval[1]:.3f}"
 
 
 def _remeasured_us(remeasured: dict[str, dict], run: dict, task: str) -> float | None:

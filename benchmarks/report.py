@@ -28,6 +28,10 @@ Per workload (geometric mean over seeds) and over all workloads (geometric mean)
 * ``overhead``: DropletSearch's own seconds / droplet's tuning seconds;
 * ``remeasured_over_recorded``: droplet's best program re-measured / the best latency its
   database recorded while tuning (above 1: the record a user gets was a lucky measurement).
+
+Over all workloads, ``interval_95`` holds the 95% confidence interval of the equal-budget and
+budget ratios' geometric means (:func:`geomean_interval`, every workload and seed one sample), so
+that a goal a few percent from a geomean reads as shown, refuted or undecided.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
+# The ratios whose geometric mean over all workloads gets a confidence interval.
+INTERVAL_RATIOS = ("equal_budget_ratio", "budget_ratio")
 # The per-workload figures that are ratios, combined by geometric mean.
 RATIOS = (
     "equal_budget_ratio",
@@ -52,6 +58,34 @@ def geomean(values: Iterable[float]) -> float | None:
     """Geometric mean of the positive values, or None if there are none."""
     logs = [math.log(v) for v in values if v is not None and v > 0]
     return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def geomean_interval(
+    values: Iterable[float | None], confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """Confidence interval of the geometric mean of the positive ``values``.
+
+    Student's t interval of the mean of their logarithms, taken back to ratios: the runs of a
+    strategy are independent draws (seeds) whose log-ratios spread about evenly around their
+    mean, and with a handful of seeds the t distribution's wide tails are the point.
+
+    Returns
+    -------
+    interval : Optional[Tuple[float, float]]
+        ``(low, high)``, or ``None`` with fewer than two values.
+    """
+    logs = [math.log(v) for v in values if v is not None and v > 0]
+    if len(logs) < 2:
+        return None
+    # Imported here: every other figure of the report needs only the standard library.
+    from scipy import stats
+
+    centre = sum(logs) / len(logs)
+    scale = stats.sem(logs)
+    if scale == 0:
+        return math.exp(centre), math.exp(centre)
+    low, high = stats.t.interval(confidence, len(logs) - 1, loc=centre, scale=scale)
+    return math.exp(low), math.exp(high)
 
 
 def trials_to_match(curve: list, target: float) -> int | None:
@@ -109,7 +143,11 @@ def figures(
             rows.append(row)
         per_workload[workload] = _combine(rows)
     summary = {name: geomean(w.get(name) for w in per_workload.values()) for name in RATIOS}
-    return {"workloads": per_workload, "geomean": summary}
+    interval = {
+        name: geomean_interval(row.get(name) for w in per_workload.values() for row in w["seeds"])
+        for name in INTERVAL_RATIOS
+    }
+    return {"workloads": per_workload, "geomean": summary, "interval_95": interval}
 
 
 def summary_document(report: dict, seeds: list[int], commit: str) -> dict:
@@ -134,6 +172,10 @@ def summary_document(report: dict, seeds: list[int], commit: str) -> dict:
         "commit": commit,
         "seeds": seeds,
         "geomean": figures_of(report["geomean"]),
+        "interval_95": {
+            "equal_budget": report.get("interval_95", {}).get("equal_budget_ratio"),
+            "budget": report.get("interval_95", {}).get("budget_ratio"),
+        },
         "workloads": {name: figures_of(row) for name, row in report["workloads"].items()},
     }
 
@@ -198,4 +240,15 @@ def table(report: dict, budget: int, k: int) -> str:
         f"{fmt(g['overhead'] and 100 * g['overhead'], '.2f'):>6} "
         f"{fmt(g['remeasured_over_recorded']):>6}"
     )
+    lines.append(f"95% confidence intervals of the geomeans: {interval_text(report)}")
     return "\n".join(lines)
+
+
+def interval_text(report: dict) -> str:
+    """The report's confidence intervals, e.g. ``equal budget 0.91 - 1.10, budget ...``."""
+    names = {"equal_budget_ratio": "equal budget", "budget_ratio": "budget"}
+    parts = []
+    for name, interval in report.get("interval_95", {}).items():
+        text = "-" if interval is None else f"{interval[0]:.3f} - {interval[1]:.3f}"
+        parts.append(f"{names.get(name, name)} {text}")
+    return ", ".join(parts) or "-"

@@ -87,6 +87,7 @@ def summarise(runs: list[dict], latencies: dict, flops: dict, variants: dict, bu
         summary[label] = {
             "options": options,
             "equal_budget_ratio": report["geomean"]["equal_budget_ratio"],
+            "equal_budget_interval_95": report["interval_95"]["equal_budget_ratio"],
             "overhead": report["geomean"]["overhead"],
             "wins": sum(1 for w in per_workload.values() if (w["equal_budget_ratio"] or 2.0) < 1.0),
             "workloads": {
@@ -134,7 +135,20 @@ def table(summary: dict) -> str:
             f"{title:<10}"
             + "".join(f"{fmt(summary[label][key], spec):>{width}}" for label in labels)
         )
+    # The geomean's 95% confidence interval (every workload and seed one sample): a variant
+    # whose interval holds another's geomean is not shown to differ from it.
+    lines.append(
+        f"{'95% CI':<10}"
+        + "".join(
+            f"{_interval(summary[label].get('equal_budget_interval_95')):>{width}}"
+            for label in labels
+        )
+    )
     return "\n".join(lines)
+
+
+def _interval(interval: tuple[float, float] | None) -> str:
+    return "-" if interval is None else f"{interval[0]:.2f}-{interval[1]:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """The benchmark harness end to end on its tiniest setting (no assertion about who wins)."""
 
 import json
+import math
 import os
 import re
 import statistics
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.profiles import PROFILES
-from benchmarks.report import figures, geomean, trials_to_match
+from benchmarks.report import figures, geomean, geomean_interval, trials_to_match
 from benchmarks.sweep import parse_variant, summarise, table
 from benchmarks.tuning_runs import (
     OPTIONS_ADDED,
@@ -59,6 +60,21 @@ def test_report_figures_on_known_numbers():
     assert report["geomean"]["equal_budget_ratio"] == pytest.approx(0.5)
     assert trials_to_match([(8, 2e-3, 0)], 1e-3) is None
     assert geomean([2.0, 8.0]) == pytest.approx(4.0) and geomean([None]) is None
+    assert report["interval_95"] == {"equal_budget_ratio": None, "budget_ratio": None}
+
+
+def test_geomean_interval_is_students_t_over_the_logarithms():
+    # Two ratios 0.5 and 2: log-mean 0, standard error ln 2, and Student's t with one degree of
+    # freedom puts 95% within 12.706 standard errors (a table value, not SciPy's).
+    low, high = geomean_interval([0.5, 2.0])
+    assert low * high == pytest.approx(1.0) and high == pytest.approx(2**12.706, rel=1e-3)
+    # Four seeds of 0.9 and 1.1 (twice each): log-mean m, standard error s, t(3) = 3.182.
+    logs = [math.log(0.9), math.log(1.1)] * 2
+    m, s = statistics.fmean(logs), statistics.stdev(logs) / 2
+    low, high = geomean_interval([0.9, 1.1, None, 0.9, 1.1])
+    assert (low, high) == pytest.approx((math.exp(m - 3.182 * s), math.exp(m + 3.182 * s)), 1e-3)
+    assert geomean_interval([1.2, 1.2]) == pytest.approx((1.2, 1.2))
+    assert geomean_interval([0.9]) is None and geomean_interval([]) is None
 
 
 def test_sweep_compares_every_variant_with_evolutionary_at_the_same_budget():
@@ -102,6 +118,9 @@ def test_sweep_compares_every_variant_with_evolutionary_at_the_same_budget():
     lines = table(summary).splitlines()
     assert lines[1].split() == ["workload", "fast", "slow"]
     assert lines[4].split() == ["geomean", "0.500", "2.000"]
+    # Every workload and seed gave the same ratio: the interval is that ratio.
+    assert summary["fast"]["equal_budget_interval_95"] == pytest.approx((0.5, 0.5))
+    assert lines[-1].split() == ["95%", "CI", "0.50-0.50", "2.00-2.00"]
 
 
 def test_sweep_variant_names_the_bad_option():
@@ -276,6 +295,9 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
         "overhead_pct",
         "remeasured_over_recorded",
     }
+    # One workload and seed: no confidence interval.
+    assert summary["interval_95"] == {"equal_budget": None, "budget": None}
+    assert "95% confidence intervals of the geomeans: equal budget -, budget -" in done.stdout
     figures = summary["workloads"]["GMM:0"]
     assert figures["equal_budget"] == pytest.approx(row["equal_budget_ratio"])
     assert figures["overhead_pct"] == pytest.approx(100 * row["overhead"])

@@ -107,12 +107,18 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     # The commit the droplet run was tuned with, as the run recorded it.
     assert document["commit"] == droplet["commit"]
     ratios = document["models"]["tiny"]
+    # One seed: no confidence interval.
+    assert ratios.pop("interval_95") == {
+        "droplet_over_evolutionary_N": None,
+        "droplet_over_evolutionary_2N": None,
+    }
     assert set(ratios) == {
         "droplet_over_evolutionary_N",
         "droplet_over_evolutionary_2N",
         "wall_over_evolutionary_N",
     }
     assert all(value > 0 for value in ratios.values())
+    assert "95% confidence intervals of the geomeans: d/evo N -, d/evo 2N -" in done.stdout
     png = (out / "curves.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     # A second invocation resumes: every run is kept, none is tuned again. Its re-measure counts
@@ -164,6 +170,10 @@ def test_model_ratios_pair_runs_of_the_same_seed():
     assert stop["geomean"]["droplet_over_evolutionary_N"] == pytest.approx(1.2)
     document = summary(report, [0, 1], "c" * 40)
     assert document["commit"] == "c" * 40
+    # Both seeds gave the same ratios: their confidence intervals shrink to the ratios.
+    intervals = document["models"]["m"].pop("interval_95")
+    assert intervals["droplet_over_evolutionary_N"] == pytest.approx((0.9, 0.9))
+    assert intervals["droplet_over_evolutionary_3N"] == pytest.approx((0.9 / 0.8, 0.9 / 0.8))
     assert document["models"]["m"] == pytest.approx(
         {
             "droplet_over_evolutionary_N": 0.9,
