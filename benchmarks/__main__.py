@@ -36,7 +36,14 @@ from .e2e import SCHEDULERS
 from .environment import environment, tuned_commit
 from .profiles import add_profile_arguments, profile_from_args
 from .remeasure import NOISY_SPREAD
-from .tuning_runs import plan, prepare, print_noisy, remeasure_in_child, run_all
+from .tuning_runs import (
+    plan,
+    prepare,
+    print_noisy,
+    remeasure_attempts,
+    remeasure_in_child,
+    run_all,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .plot import plot
     from .remeasure import numpy_key
-    from .report import figures, summary_document, table
+    from .report import attempts_text, figures, summary_document, table
 
     flops = {workload: parse_workload(workload).flops for workload in profile.workloads}
     numpy_ref = {}
@@ -192,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         args.summary.write_text(document)
     plot(runs, out / "curves.png", latencies)
     print(table(report, profile.budget, profile.k))
+    moved = attempts_text(runs, remeasure_attempts(out), flops, profile.budget, profile.k)
+    if moved:
+        print(moved)
     print_noisy(latencies, args.noisy_spread)
     print(f"\nresults: {out / 'results.json'}\nplot: {out / 'curves.png'}")
     return 0

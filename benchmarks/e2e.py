@@ -41,6 +41,7 @@ from .tuning_runs import (
     check_options,
     log_seconds,
     print_noisy,
+    remeasure_attempts,
     remeasure_in_child,
     resolved_options,
     variant_suffix,
@@ -353,6 +354,7 @@ def main(args: Any) -> int:
     from ms_droplet.options import resolve_options
 
     from .e2e_report import (
+        attempts_text,
         figures,
         plot,
         summary,
@@ -412,6 +414,9 @@ def main(args: Any) -> int:
     print(task_ratio_table(tasks))
     print()
     print(table(report, k))
+    moved = attempts_text(runs, remeasure_attempts(out), k)
+    if moved:
+        print(moved)
     print_noisy(remeasured, args.noisy_spread)
     mismatched = [key for key, entry in remeasured.items() if not entry["outputs_match"]]
     for key in mismatched:

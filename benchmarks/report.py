@@ -40,6 +40,8 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
+from .remeasure import worst_spread
+
 # The ratios whose geometric mean over all workloads gets a confidence interval.
 INTERVAL_RATIOS = ("equal_budget_ratio", "budget_ratio")
 # The per-workload figures that are ratios, combined by geometric mean.
@@ -241,6 +243,29 @@ def table(report: dict, budget: int, k: int) -> str:
         f"{fmt(g['remeasured_over_recorded']):>6}"
     )
     lines.append(f"95% confidence intervals of the geomeans: {interval_text(report)}")
+    return "\n".join(lines)
+
+
+def attempts_text(
+    runs: list[dict], attempts: list[dict[str, dict]], flops: dict, budget: int, k: int
+) -> str:
+    """Each re-measure's equal-budget and budget geomeans; empty for a single re-measure.
+
+    The report's figures are the quietest re-measure's; these lines show how far the ratios
+    moved from one re-measuring process to the next.
+    """
+    if len(attempts) < 2:
+        return ""
+    lines = []
+    for number, attempt in enumerate(attempts, 1):
+        spread = 100 * worst_spread(attempt)
+        means = figures(runs, attempt, flops, {}, budget, k)["geomean"]
+        equal, total = means["equal_budget_ratio"], means["budget_ratio"]
+        lines.append(
+            f"geomeans of re-measure {number} (worst spread {spread:.3g}%): equal budget "
+            f"{'-' if equal is None else format(equal, '.3f')}, budget "
+            f"{'-' if total is None else format(total, '.3f')}"
+        )
     return "\n".join(lines)
 
 

@@ -175,6 +175,10 @@ def run_all(
     return runs
 
 
+# Every re-measure of the last remeasure_in_child call, beside remeasure.json (the quietest).
+ATTEMPTS_FILE = "remeasure_attempts.json"
+
+
 def remeasure_in_child(
     out_dir: Path,
     rounds: int,
@@ -187,7 +191,8 @@ def remeasure_in_child(
     ``module`` is the re-measuring program (:mod:`.remeasure` for kernels,
     :mod:`.e2e_remeasure` for models). A re-measure is noisy when some latency's rounds spread
     by more than ``noisy_spread``; then another process re-measures, ``processes`` at most, and
-    the quietest is written back to ``out_dir/remeasure.json`` and returned.
+    the quietest is written back to ``out_dir/remeasure.json`` and returned; every attempt goes
+    to ``out_dir/remeasure_attempts.json`` (:func:`remeasure_attempts`).
     """
     env = {key: value for key, value in os.environ.items() if key not in OPENBLAS_OVERRIDES}
     attempts = []
@@ -210,7 +215,19 @@ def remeasure_in_child(
             break
     quietest = min(attempts, key=worst_spread)
     (out_dir / "remeasure.json").write_text(json.dumps(quietest, indent=1))
+    (out_dir / ATTEMPTS_FILE).write_text(json.dumps(attempts))
     return quietest
+
+
+def remeasure_attempts(out_dir: Path) -> list[dict[str, dict]]:
+    """Every re-measure of the last :func:`remeasure_in_child` in ``out_dir``, in order.
+
+    The figures come from the quietest; the others show how far they move from one re-measuring
+    process to the next, which is often more than the seeds spread (``RESULTS.md``, "The goals
+    with 95% confidence intervals").
+    """
+    path = out_dir / ATTEMPTS_FILE
+    return json.loads(path.read_text()) if path.exists() else []
 
 
 def print_noisy(remeasured: dict[str, dict], noisy_spread: float = NOISY_SPREAD) -> None:

@@ -313,3 +313,14 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
     assert 100 * max(entry.get("spread", 0.0) for entry in kept.values()) == pytest.approx(
         min(spreads), rel=0.01
     )
+    # Every re-measure is kept beside the quietest, and with two, each one's geomeans are printed:
+    # the quietest one's are the report's.
+    attempts = json.loads((out / "remeasure_attempts.json").read_text())
+    assert len(attempts) == len(spreads) and kept in attempts
+    pattern = r"geomeans of re-measure (\d) \(worst spread [\d.e+-]+%\): equal budget ([\d.]+)"
+    moved = re.findall(pattern, again.stdout)
+    assert len(moved) == (len(attempts) if len(attempts) > 1 else 0)
+    if moved:
+        report = json.loads((out / "results.json").read_text())["report"]
+        quietest = dict(moved)[str(attempts.index(kept) + 1)]
+        assert float(quietest) == pytest.approx(report["geomean"]["equal_budget_ratio"], abs=6e-4)

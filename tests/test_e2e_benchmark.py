@@ -133,6 +133,20 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     assert 100 * max(entry["spread"] for entry in kept.values()) == pytest.approx(
         min(spreads), rel=0.01
     )
+    # Every re-measure is kept beside the quietest, and with two, each one's geomeans are printed:
+    # the quietest one's are the report's.
+    attempts = json.loads((out / "remeasure_attempts.json").read_text())
+    assert len(attempts) == len(spreads) and kept in attempts
+    pattern = (
+        r"geomeans of re-measure (\d) \(worst spread [\d.e+-]+%\): tiny droplet: d/evo N ([\d.]+)"
+    )
+    moved = re.findall(pattern, again.stdout)
+    assert len(moved) == (len(attempts) if len(attempts) > 1 else 0)
+    if moved:
+        report = json.loads((out / "results.json").read_text())["report"]
+        quietest = dict(moved)[str(attempts.index(kept) + 1)]
+        expected = report["tiny"]["droplet"]["geomean"]["droplet_over_evolutionary_N"]
+        assert float(quietest) == pytest.approx(expected, abs=6e-4)
     refused = run_model_benchmark(out, "--remeasures", "0")
     assert refused.returncode == 2 and "--remeasures must be at least 1" in refused.stderr
 
