@@ -28,8 +28,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .remeasure import worst_spread
-from .report import geomean, geomean_interval
+from .report import geomean, geomean_interval, labelled_attempts
 
 # The ratios whose geometric mean over seeds gets a confidence interval.
 INTERVAL_RATIOS = ("droplet_over_evolutionary_N", "droplet_over_evolutionary_kN")
@@ -174,22 +173,15 @@ def _interval(interval: tuple[float, float] | None) -> str:
 
 
 def attempts_text(runs: list[dict], attempts: list[dict[str, dict]], k: int) -> str:
-    """Each re-measure's geomeans, one line per model and variant; empty for a single one.
-
-    The report's figures are the quietest re-measure's; these lines show how far the ratios
-    moved from one re-measuring process to the next.
-    """
-    if len(attempts) < 2:
-        return ""
+    """Each re-measure's geomeans per model and variant (:func:`~.report.labelled_attempts`)."""
     lines = []
-    for number, attempt in enumerate(attempts, 1):
-        spread = 100 * worst_spread(attempt)
+    for label, attempt in labelled_attempts(attempts):
         for model, variants in figures(runs, attempt, k).items():
             for variant, entry in variants.items():
                 means = entry["geomean"]
                 lines.append(
-                    f"geomeans of re-measure {number} (worst spread {spread:.3g}%): {model} "
-                    f"{variant}: d/evo N {_fmt(means['droplet_over_evolutionary_N'])}, "
+                    f"{label}: {model} {variant}: "
+                    f"d/evo N {_fmt(means['droplet_over_evolutionary_N'])}, "
                     f"d/evo {k}N {_fmt(means['droplet_over_evolutionary_kN'])}"
                 )
     return "\n".join(lines)

@@ -246,24 +246,33 @@ def table(report: dict, budget: int, k: int) -> str:
     return "\n".join(lines)
 
 
+def labelled_attempts(attempts: list[dict[str, dict]]) -> list[tuple[str, dict[str, dict]]]:
+    """Each re-measure with its label, ``geomeans of re-measure N (worst spread X%)``.
+
+    None for a single re-measure. The report's figures are the quietest re-measure's; lines
+    under these labels show how far the ratios moved from one re-measuring process to the next.
+    """
+    if len(attempts) < 2:
+        return []
+    return [
+        (
+            f"geomeans of re-measure {number} (worst spread {100 * worst_spread(attempt):.3g}%)",
+            attempt,
+        )
+        for number, attempt in enumerate(attempts, 1)
+    ]
+
+
 def attempts_text(
     runs: list[dict], attempts: list[dict[str, dict]], flops: dict, budget: int, k: int
 ) -> str:
-    """Each re-measure's equal-budget and budget geomeans; empty for a single re-measure.
-
-    The report's figures are the quietest re-measure's; these lines show how far the ratios
-    moved from one re-measuring process to the next.
-    """
-    if len(attempts) < 2:
-        return ""
+    """Each re-measure's equal-budget and budget geomeans (:func:`labelled_attempts`)."""
     lines = []
-    for number, attempt in enumerate(attempts, 1):
-        spread = 100 * worst_spread(attempt)
+    for label, attempt in labelled_attempts(attempts):
         means = figures(runs, attempt, flops, {}, budget, k)["geomean"]
         equal, total = means["equal_budget_ratio"], means["budget_ratio"]
         lines.append(
-            f"geomeans of re-measure {number} (worst spread {spread:.3g}%): equal budget "
-            f"{'-' if equal is None else format(equal, '.3f')}, budget "
+            f"{label}: equal budget {'-' if equal is None else format(equal, '.3f')}, budget "
             f"{'-' if total is None else format(total, '.3f')}"
         )
     return "\n".join(lines)
