@@ -28,7 +28,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .report import geomean, geomean_interval, labelled_attempts
+from .report import format_interval, geomean, geomean_interval, labelled_attempts
 
 # The ratios whose geometric mean over seeds gets a confidence interval.
 INTERVAL_RATIOS = ("droplet_over_evolutionary_N", "droplet_over_evolutionary_kN")
@@ -162,14 +162,10 @@ def table(report: dict, k: int) -> str:
             intervals = entry.get("interval_95", {})
             lines.append(
                 f"{model:<12} {variant:<34} {'95%':>4} confidence intervals of the geomeans: "
-                f"d/evo N {_interval(intervals.get('droplet_over_evolutionary_N'))}, "
-                f"d/evo {k}N {_interval(intervals.get('droplet_over_evolutionary_kN'))}"
+                f"d/evo N {format_interval(intervals.get('droplet_over_evolutionary_N'))}, "
+                f"d/evo {k}N {format_interval(intervals.get('droplet_over_evolutionary_kN'))}"
             )
     return "\n".join(lines)
-
-
-def _interval(interval: tuple[float, float] | None) -> str:
-    return "-" if interval is None else f"{interval[0]:.3f} - {interval[1]:.3f}"
 
 
 def attempts_text(runs: list[dict], attempts: list[dict[str, dict]], k: int) -> str:

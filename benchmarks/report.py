@@ -90,6 +90,15 @@ def geomean_interval(
     return math.exp(low), math.exp(high)
 
 
+def format_interval(
+    interval: tuple[float, float] | None, spec: str = ".3f", between: str = " - "
+) -> str:
+    """``low - high`` of a :func:`geomean_interval`, or ``-`` for none."""
+    if interval is None:
+        return "-"
+    return f"{format(interval[0], spec)}{between}{format(interval[1], spec)}"
+
+
 def trials_to_match(curve: list, target: float) -> int | None:
     """First trial count at which a best-so-far curve reaches ``target`` (seconds)."""
     for trials, best, _ in curve:
@@ -175,8 +184,8 @@ def summary_document(report: dict, seeds: list[int], commit: str) -> dict:
         "seeds": seeds,
         "geomean": figures_of(report["geomean"]),
         "interval_95": {
-            "equal_budget": report.get("interval_95", {}).get("equal_budget_ratio"),
-            "budget": report.get("interval_95", {}).get("budget_ratio"),
+            "equal_budget": report["interval_95"]["equal_budget_ratio"],
+            "budget": report["interval_95"]["budget_ratio"],
         },
         "workloads": {name: figures_of(row) for name, row in report["workloads"].items()},
     }
@@ -283,6 +292,5 @@ def interval_text(report: dict) -> str:
     names = {"equal_budget_ratio": "equal budget", "budget_ratio": "budget"}
     parts = []
     for name, interval in report.get("interval_95", {}).items():
-        text = "-" if interval is None else f"{interval[0]:.3f} - {interval[1]:.3f}"
-        parts.append(f"{names.get(name, name)} {text}")
+        parts.append(f"{names.get(name, name)} {format_interval(interval)}")
     return ", ".join(parts) or "-"

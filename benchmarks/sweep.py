@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .environment import environment
 from .profiles import add_profile_arguments, profile_from_args
-from .report import figures, geomean
+from .report import figures, format_interval, geomean
 from .tuning_runs import RunSpec, prepare, print_noisy, remeasure_in_child, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,15 +140,11 @@ def table(summary: dict) -> str:
     lines.append(
         f"{'95% CI':<10}"
         + "".join(
-            f"{_interval(summary[label].get('equal_budget_interval_95')):>{width}}"
+            f"{format_interval(summary[label]['equal_budget_interval_95'], '.2f', '-'):>{width}}"
             for label in labels
         )
     )
     return "\n".join(lines)
-
-
-def _interval(interval: tuple[float, float] | None) -> str:
-    return "-" if interval is None else f"{interval[0]:.2f}-{interval[1]:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
