@@ -74,21 +74,29 @@ def tuned_commit(runs: list[dict], variant: str = "droplet") -> str:
     return ", ".join(commits) if commits else "unknown"
 
 
-def measured_commit() -> str:
-    """The last commit that changed ``ms_droplet/``, ``+dirty`` when it has uncommitted edits.
+# What a tuning run executes: the package, less the generator of the upstream patch and its PR
+# description (imported only by `ms-droplet upstream`), whose edits change no measured figure.
+MEASURED_PATHS = ("ms_droplet", ":(exclude)ms_droplet/upstream")
 
-    The figures describe the strategy's code, so a later change to it visibly outdates them.
+
+def measured_commit(root: Path = ROOT) -> str:
+    """The last commit that changed the measured code, ``+dirty`` when it has uncommitted edits.
+
+    The measured code is ``ms_droplet/`` less ``ms_droplet/upstream/`` (:data:`MEASURED_PATHS`):
+    the figures describe the strategy's code, so a later change to it visibly outdates them,
+    while a correction of the PR description's text or of the patch's generator does not.
+    ``root`` is the repository's working tree.
     """
     try:
         commit = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", "ms_droplet"],
-            cwd=ROOT,
+            ["git", "log", "-1", "--format=%H", "--", *MEASURED_PATHS],
+            cwd=root,
             capture_output=True,
             text=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "ms_droplet"],
-            cwd=ROOT,
+            ["git", "status", "--porcelain", "--", *MEASURED_PATHS],
+            cwd=root,
             capture_output=True,
             text=True,
         ).stdout.strip()

@@ -26,7 +26,7 @@ import pytest
 
 from benchmarks.e2e import ModelRunSpec, plan, run_all
 from benchmarks.e2e_report import figures, summary, task_figures, task_ratio_table
-from benchmarks.environment import tuned_commit
+from benchmarks.environment import measured_commit, tuned_commit
 from benchmarks.tuning_runs import resolved_options
 from ms_droplet.adapters.provenance import PROVENANCE_FILE, read_provenance
 
@@ -281,6 +281,39 @@ def test_a_summary_names_the_commit_its_runs_were_tuned_with():
     # Runs tuned before runs recorded their commit.
     assert tuned_commit([run("droplet", None)]) == "unknown"
     assert tuned_commit([run("evolutionary", "b" * 40)]) == "unknown"
+
+
+def test_runs_record_the_last_commit_of_the_strategy_not_of_the_pr_description(tmp_path):
+    def git(*args):
+        done = subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    (tmp_path / "ms_droplet" / "upstream").mkdir(parents=True)
+    search = tmp_path / "ms_droplet" / "search.py"
+    description = tmp_path / "ms_droplet" / "upstream" / "description.py"
+    search.write_text("MOVES = 1\n")
+    description.write_text("TEXT = 'a'\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "strategy")
+    strategy = git("rev-parse", "HEAD")
+    assert measured_commit(tmp_path) == strategy
+    # The PR description's text changes no measured figure: neither edited nor committed.
+    description.write_text("TEXT = 'b'\n")
+    assert measured_commit(tmp_path) == strategy
+    git("commit", "-qam", "description")
+    assert measured_commit(tmp_path) == strategy
+    # The strategy's code does: edited it is dirty, committed it is the new commit.
+    search.write_text("MOVES = 2\n")
+    assert measured_commit(tmp_path) == f"{strategy}+dirty"
+    git("commit", "-qam", "strategy again")
+    assert measured_commit(tmp_path) == git("rev-parse", "HEAD") != strategy
 
 
 def test_a_recorded_droplet_model_run_is_kept_only_under_the_same_options(tmp_path):
