@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import os
 import shutil
 import subprocess
@@ -38,6 +39,7 @@ import tvm
 from ms_droplet import droplet, stats
 from ms_droplet.cli import main
 from ms_droplet.upstream import TEST_PATH, UPSTREAM_PATH
+from ms_droplet.upstream.description import figures
 from ms_droplet.upstream.edits import UpstreamSourceError, apply_edits
 from ms_droplet.upstream.fold import FoldError, _check_no_shadowing, fold_strategy, tvm_ruff
 
@@ -113,6 +115,38 @@ def test_export_patch_refuses_a_tree_that_is_not_tvm(tmp_path, capsys):
     nowhere = tmp_path / "missing" / "droplet.patch"
     assert main(["export-patch", "--tvm-source", str(tmp_path), "--out", str(nowhere)]) == 2
     assert "its folder does not exist" in capsys.readouterr().err
+
+
+def test_the_description_gives_each_geomean_its_interval_where_the_summary_has_one(tmp_path):
+    model = {
+        "droplet_over_evolutionary_N": 0.9361,
+        "droplet_over_evolutionary_3N": 0.9911,
+        "wall_over_evolutionary_N": 0.6677,
+        "interval_95": {
+            "droplet_over_evolutionary_N": [0.8756, 1.0008],
+            "droplet_over_evolutionary_3N": [0.9336, 1.0522],
+        },
+    }
+    e2e = {"commit": "a" * 40, "seeds": [0, 1, 2, 3], "models": {"transformer": model}}
+    kernels = {
+        "commit": "b" * 40,
+        "seeds": [0, 1],
+        "geomean": {"equal_budget": 1.0061, "budget": 1.0158, "wall": 0.1818, "overhead_pct": 1.36},
+        "interval_95": {"equal_budget": [0.9751, 1.0381], "budget": None},
+        "workloads": {"GMM:2": {}, "C1D:0": {}},
+    }
+    # A summary written before the harness gave intervals.
+    cuda = {**kernels, "seeds": [0], "geomean": {"equal_budget": 0.972}}
+    del cuda["interval_95"]
+    for name, document in (("e2e", e2e), ("standard", kernels), ("cuda", cuda)):
+        (tmp_path / f"{name}-summary.json").write_text(json.dumps(document))
+    text = figures(tmp_path)
+    assert (
+        "| transformer | aaaaaaaaaa | 0, 1, 2, 3 | 0.936 (0.876 - 1.001) | 0.991 (0.934 - 1.052) "
+        "| 0.668 |" in text
+    )
+    assert "| bbbbbbbbbb | 0, 1 | 2 | 1.006 (0.975 - 1.038) | 1.016 | 0.182 | 1.360 |" in text
+    assert "| bbbbbbbbbb | 0 | 2 | 0.972 | - | - | - |" in text
 
 
 def test_patch_applies_to_the_installed_tvm_and_passes_tvm_ruff(patched_tvm):

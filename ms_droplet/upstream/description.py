@@ -98,12 +98,13 @@ pointing to `strategy="droplet"`; then remove the package. Not part of this PR.
 {figures}
 
 Ratios are droplet's latency (or tuning time) over evolutionary search's, each method's best
-schedule re-measured in one process (geometric means over workloads and seeds); below 1 favours
-droplet. At equal budget the two have so far ended within run-to-run noise of each other per
-kernel; what droplet adds is reaching evolutionary search's kernels in fewer trials and less
-time (on whole models, not yet on every model: see the table). Protocol and per-workload tables:
-`benchmarks/RESULTS.md` of ms_droplet, the package this strategy is developed in (the module
-in this PR is generated from its sources).
+schedule re-measured in one process (geometric means over workloads and seeds, in brackets their
+95% confidence intervals: Student's t over the log-ratios, of every workload and seed per
+kernel, of every seed per model); below 1 favours droplet. At equal budget the two have so far
+ended within run-to-run noise of each other per kernel; what droplet adds is reaching
+evolutionary search's kernels in fewer trials and less time (on whole models, not yet on every
+model: see the table). Protocol and per-workload tables: `benchmarks/RESULTS.md` of ms_droplet,
+the package this strategy is developed in (the module in this PR is generated from its sources).
 
 ## Testing
 
@@ -121,18 +122,24 @@ PROFILES = {
 }
 
 
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _ratio(value: float | None, interval: list[float] | None = None) -> str:
+    """A geomean, with its 95% confidence interval where the summary has one."""
+    if value is None:
+        return "-"
+    if not interval:
+        return f"{value:.3f}"
+    return f"{value:.3f} ({interval[0]:.3f} - {interval[1]:.3f})"
 
 
 def _kernel_rows(name: str, summary: dict) -> str:
-    geomean = summary["geomean"]
+    geomean, interval = summary["geomean"], summary.get("interval_95", {})
     return (
         f"| {name} ({PROFILES.get(name, 'see RESULTS.md')}) | {summary['commit'][:10]} | "
         f"{', '.join(map(str, summary['seeds']))} | "
-        f"{len(summary['workloads'])} | {_ratio(geomean.get('equal_budget'))} | "
-        f"{_ratio(geomean.get('budget'))} | {_ratio(geomean.get('wall'))} | "
-        f"{_ratio(geomean.get('overhead_pct'))} |"
+        f"{len(summary['workloads'])} | "
+        f"{_ratio(geomean.get('equal_budget'), interval.get('equal_budget'))} | "
+        f"{_ratio(geomean.get('budget'), interval.get('budget'))} | "
+        f"{_ratio(geomean.get('wall'))} | {_ratio(geomean.get('overhead_pct'))} |"
     )
 
 
@@ -150,11 +157,14 @@ def figures(results_dir: Path = RESULTS_DIR) -> str:
         profile = path.name.removesuffix("-summary.json")
         if "models" in summary:
             for model, ratios in sorted(summary["models"].items()):
+                interval = ratios.get("interval_95", {})
+                against = [
+                    _ratio(ratios.get(name), interval.get(name))
+                    for name in ("droplet_over_evolutionary_N", "droplet_over_evolutionary_3N")
+                ]
                 models.append(
                     f"| {model} | {summary['commit'][:10]} | "
-                    f"{', '.join(map(str, summary['seeds']))} | "
-                    f"{_ratio(ratios.get('droplet_over_evolutionary_N'))} | "
-                    f"{_ratio(ratios.get('droplet_over_evolutionary_3N'))} | "
+                    f"{', '.join(map(str, summary['seeds']))} | {' | '.join(against)} | "
                     f"{_ratio(ratios.get('wall_over_evolutionary_N'))} |"
                 )
         else:
