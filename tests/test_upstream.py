@@ -136,7 +136,9 @@ def test_the_description_gives_each_geomean_its_interval_where_the_summary_has_o
         "workloads": {"GMM:2": {}, "C1D:0": {}},
     }
     # A summary written before the harness gave intervals.
-    cuda = {**kernels, "seeds": [0], "geomean": {"equal_budget": 0.972}}
+    # Runs tuned on two commits name both.
+    cuda = {**kernels, "commit": f"{'c' * 40}, {'d' * 40}", "seeds": [0]}
+    cuda["geomean"] = {"equal_budget": 0.972}
     del cuda["interval_95"]
     for name, document in (("e2e", e2e), ("standard", kernels), ("cuda", cuda)):
         (tmp_path / f"{name}-summary.json").write_text(json.dumps(document))
@@ -146,7 +148,7 @@ def test_the_description_gives_each_geomean_its_interval_where_the_summary_has_o
         "| 0.668 |" in text
     )
     assert "| bbbbbbbbbb | 0, 1 | 2 | 1.006 (0.975 - 1.038) | 1.016 | 0.182 | 1.360 |" in text
-    assert "| bbbbbbbbbb | 0 | 2 | 0.972 | - | - | - |" in text
+    assert "| cccccccccc, dddddddddd | 0 | 2 | 0.972 | - | - | - |" in text
 
 
 def test_patch_applies_to_the_installed_tvm_and_passes_tvm_ruff(patched_tvm):

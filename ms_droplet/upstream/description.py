@@ -131,10 +131,15 @@ def _ratio(value: float | None, interval: list[float] | None = None) -> str:
     return f"{value:.3f} ({interval[0]:.3f} - {interval[1]:.3f})"
 
 
+def _commits(summary: dict) -> str:
+    """The summary's commit shortened; each of them where its runs were tuned on several."""
+    return ", ".join(commit[:10] for commit in summary["commit"].split(", "))
+
+
 def _kernel_rows(name: str, summary: dict) -> str:
     geomean, interval = summary["geomean"], summary.get("interval_95", {})
     return (
-        f"| {name} ({PROFILES.get(name, 'see RESULTS.md')}) | {summary['commit'][:10]} | "
+        f"| {name} ({PROFILES.get(name, 'see RESULTS.md')}) | {_commits(summary)} | "
         f"{', '.join(map(str, summary['seeds']))} | "
         f"{len(summary['workloads'])} | "
         f"{_ratio(geomean.get('equal_budget'), interval.get('equal_budget'))} | "
@@ -163,7 +168,7 @@ def figures(results_dir: Path = RESULTS_DIR) -> str:
                     for name in ("droplet_over_evolutionary_N", "droplet_over_evolutionary_3N")
                 ]
                 models.append(
-                    f"| {model} | {summary['commit'][:10]} | "
+                    f"| {model} | {_commits(summary)} | "
                     f"{', '.join(map(str, summary['seeds']))} | {' | '.join(against)} | "
                     f"{_ratio(ratios.get('wall_over_evolutionary_N'))} |"
                 )
