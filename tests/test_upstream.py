@@ -135,7 +135,7 @@ def test_the_description_gives_each_geomean_its_interval_where_the_summary_has_o
         "interval_95": {"equal_budget": [0.9751, 1.0381], "budget": None},
         "workloads": {"GMM:2": {}, "C1D:0": {}},
     }
-    # A summary written before the harness gave intervals, of runs tuned on two commits (both named).
+    # A summary written before the harness gave intervals, of runs tuned on two commits.
     cuda = {**kernels, "commit": f"{'c' * 40}, {'d' * 40}", "seeds": [0]}
     cuda["geomean"] = {"equal_budget": 0.972}
     del cuda["interval_95"]
