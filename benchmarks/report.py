@@ -90,6 +90,11 @@ def geomean_interval(
     return math.exp(low), math.exp(high)
 
 
+def format_value(value: float | None, spec: str = ".3f") -> str:
+    """``value`` formatted with ``spec``, or ``-`` for a figure a run does not have."""
+    return "-" if value is None else format(value, spec)
+
+
 def format_interval(
     interval: tuple[float, float] | None, spec: str = ".3f", between: str = " - "
 ) -> str:
@@ -218,12 +223,13 @@ def _combine(rows: list[dict]) -> dict:
     return combined
 
 
+def _row(cells: list[tuple[float | None, str, int]]) -> str:
+    """Table cells, each ``(value, spec, width)`` right-aligned and separated by a space."""
+    return " ".join(f"{format_value(value, spec):>{width}}" for value, spec, width in cells)
+
+
 def table(report: dict, budget: int, k: int) -> str:
     """A plain-text table of the report."""
-
-    def fmt(value, spec=".3f"):
-        return "-" if value is None else format(value, spec)
-
     lines = [
         f"{'workload':<8} {'drop us':>9} {'evo@B us':>9} {f'evo@{k}B us':>10} {'post us':>9} "
         f"{'eq ratio':>8} {'bud ratio':>9} {'post rat':>8} {'match':>7} {'wall':>6} "
@@ -233,23 +239,39 @@ def table(report: dict, budget: int, k: int) -> str:
         lat, gf = w["latency_us"], w["gflops"]
         match = w["trials_to_match"]
         match_text = ",".join(str(m) if m else f">{k * budget}" for m in match) or "-"
-        lines.append(
-            f"{workload:<8} {fmt(lat.get('droplet'), '.2f'):>9} "
-            f"{fmt(lat.get('evolutionary@B'), '.2f'):>9} "
-            f"{fmt(lat.get('evolutionary@kB'), '.2f'):>10} {fmt(lat.get('postopt'), '.2f'):>9} "
-            f"{fmt(w['equal_budget_ratio']):>8} {fmt(w['budget_ratio']):>9} "
-            f"{fmt(w['postopt_ratio']):>8} {match_text:>7} {fmt(w['wall_ratio'], '.2f'):>6} "
-            f"{fmt(gf.get('droplet'), '.1f'):>8} {fmt(w['numpy_fraction'], '.2f'):>7} "
-            f"{fmt(w['overhead'] and 100 * w['overhead'], '.2f'):>6} "
-            f"{fmt(w['remeasured_over_recorded']):>6}"
-        )
+        cells = [
+            (lat.get("droplet"), ".2f", 9),
+            (lat.get("evolutionary@B"), ".2f", 9),
+            (lat.get("evolutionary@kB"), ".2f", 10),
+            (lat.get("postopt"), ".2f", 9),
+            (w["equal_budget_ratio"], ".3f", 8),
+            (w["budget_ratio"], ".3f", 9),
+            (w["postopt_ratio"], ".3f", 8),
+        ]
+        tail = [
+            (w["wall_ratio"], ".2f", 6),
+            (gf.get("droplet"), ".1f", 8),
+            (w["numpy_fraction"], ".2f", 7),
+            (w["overhead"] and 100 * w["overhead"], ".2f", 6),
+            (w["remeasured_over_recorded"], ".3f", 6),
+        ]
+        lines.append(f"{workload:<8} {_row(cells)} {match_text:>7} {_row(tail)}")
     g = report["geomean"]
+    cells = [
+        (g["equal_budget_ratio"], ".3f", 8),
+        (g["budget_ratio"], ".3f", 9),
+        (g["postopt_ratio"], ".3f", 8),
+    ]
+    wall = _row([(g["wall_ratio"], ".2f", 6)])
+    tail = [
+        (g["numpy_fraction"], ".2f", 7),
+        (g["overhead"] and 100 * g["overhead"], ".2f", 6),
+        (g["remeasured_over_recorded"], ".3f", 6),
+    ]
+    # No latency, trials to match or GFLOP/s for a geomean: those columns stay blank.
+    blank_latencies = f"{'':>9} {'':>9} {'':>10} {'':>9}"
     lines.append(
-        f"{'geomean':<8} {'':>9} {'':>9} {'':>10} {'':>9} {fmt(g['equal_budget_ratio']):>8} "
-        f"{fmt(g['budget_ratio']):>9} {fmt(g['postopt_ratio']):>8} {'':>7} "
-        f"{fmt(g['wall_ratio'], '.2f'):>6} {'':>8} {fmt(g['numpy_fraction'], '.2f'):>7} "
-        f"{fmt(g['overhead'] and 100 * g['overhead'], '.2f'):>6} "
-        f"{fmt(g['remeasured_over_recorded']):>6}"
+        f"{'geomean':<8} {blank_latencies} {_row(cells)} {'':>7} {wall} {'':>8} {_row(tail)}"
     )
     lines.append(f"95% confidence intervals of the geomeans: {interval_text(report)}")
     return "\n".join(lines)
@@ -280,10 +302,7 @@ def attempts_text(
     for label, attempt in labelled_attempts(attempts):
         means = figures(runs, attempt, flops, {}, budget, k)["geomean"]
         equal, total = means["equal_budget_ratio"], means["budget_ratio"]
-        lines.append(
-            f"{label}: equal budget {'-' if equal is None else format(equal, '.3f')}, budget "
-            f"{'-' if total is None else format(total, '.3f')}"
-        )
+        lines.append(f"{label}: equal budget {format_value(equal)}, budget {format_value(total)}")
     return "\n".join(lines)
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from .environment import environment
 from .profiles import add_profile_arguments, profile_from_args
-from .report import figures, format_interval, geomean
+from .report import figures, format_interval, format_value, geomean
 from .tuning_runs import RunSpec, prepare, print_noisy, remeasure_in_child, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,16 +114,13 @@ def table(summary: dict) -> str:
     workloads = sorted({name for v in summary.values() for name in v["workloads"]})
     width = max(10, *(len(label) + 1 for label in labels))
 
-    def fmt(value, spec=".3f"):
-        return "-" if value is None else format(value, spec)
-
     lines = ["equal-budget ratio (droplet / evolutionary at B; below 1: droplet faster)"]
     lines.append(f"{'workload':<10}" + "".join(f"{label:>{width}}" for label in labels))
     for name in workloads:
         cells = [
             summary[label]["workloads"].get(name, {}).get("equal_budget_ratio") for label in labels
         ]
-        lines.append(f"{name:<10}" + "".join(f"{fmt(c):>{width}}" for c in cells))
+        lines.append(f"{name:<10}" + "".join(f"{format_value(c):>{width}}" for c in cells))
     rows = (
         ("geomean", "equal_budget_ratio", ".3f"),
         ("wins", "wins", "d"),
@@ -133,7 +130,7 @@ def table(summary: dict) -> str:
     for title, key, spec in rows:
         lines.append(
             f"{title:<10}"
-            + "".join(f"{fmt(summary[label][key], spec):>{width}}" for label in labels)
+            + "".join(f"{format_value(summary[label][key], spec):>{width}}" for label in labels)
         )
     # The geomean's 95% confidence interval (every workload and seed one sample): a variant
     # whose interval holds another's geomean is not shown to differ from it.
