@@ -32,6 +32,7 @@ import math
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,9 @@ def execute(spec: ModelRunSpec, out_dir: Path, target: Any) -> dict:
         "commit": measured_commit(),
         "work_dir": str(work_dir),
         "tuning_seconds": seconds,
+        # When the tuning ended: a wall ratio compares two runs' seconds, and the machine's speed
+        # drifts over hours, so the report names pairs that were not tuned in one sitting.
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "droplet_own_seconds": log_seconds(work_dir, r"droplet's own time ([0-9.]+) s"),
         "curve": curve.curve,
         "task_names": names,
@@ -267,6 +271,8 @@ def derive_prefix(spec: ModelRunSpec, longer: dict, out_dir: Path) -> dict:
         "commit": longer.get("commit"),
         "work_dir": str(work_dir),
         "tuning_seconds": curve[-1][2] if curve else 0.0,
+        # Tuned within the longer run, minutes before it ended.
+        "finished_at": longer.get("finished_at"),
         "droplet_own_seconds": None,
         "curve": curve,
         "task_names": longer["task_names"],

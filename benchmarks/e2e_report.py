@@ -25,6 +25,7 @@ two latency ratios' geometric means over seeds come with their 95% confidence in
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,19 @@ from .report import format_interval, geomean, geomean_interval, labelled_attempt
 
 # The ratios whose geometric mean over seeds gets a confidence interval.
 INTERVAL_RATIOS = ("droplet_over_evolutionary_N", "droplet_over_evolutionary_kN")
+
+# Runs tuned further apart than this are not one sitting: the same search and seed took 1.5 -
+# 1.75x as long one night as that afternoon (RESULTS.md), so their wall ratio is flagged. A
+# harness run tunes a seed's runs back to back, well within it.
+PAIRED_HOURS = 2.0
+
+
+def hours_apart(run: dict, other: dict | None) -> float | None:
+    """Hours between the ends of two runs' tuning; None where either has no ``finished_at``."""
+    if other is None or not run.get("finished_at") or not other.get("finished_at"):
+        return None
+    end, other_end = (datetime.fromisoformat(r["finished_at"]) for r in (run, other))
+    return abs((end - other_end).total_seconds()) / 3600
 
 
 def _by_key(runs: list[dict]) -> dict[tuple, dict]:
@@ -76,6 +90,7 @@ def figures(runs: list[dict], remeasured: dict[str, dict], k: int) -> dict[str, 
             "evolutionary_N_seconds": evo_n["tuning_seconds"] if evo_n else None,
             "evolutionary_kN_seconds": evo_kn["tuning_seconds"] if evo_kn else None,
             "droplet_own_pct": 100 * (run.get("droplet_own_seconds") or 0) / run["tuning_seconds"],
+            "hours_apart": hours_apart(run, evo_n),
         }
         entry = report.setdefault(model, {}).setdefault(variant, {"seeds": []})
         entry["seeds"].append(row)
@@ -137,8 +152,10 @@ def table(report: dict, k: int) -> str:
     """The model table: re-measured latencies, ratios and tuning times per variant and seed."""
     lines = [
         f"{'model':<12} {'variant':<34} {'seed':>4} {'droplet us':>11} {'evo N us':>10} "
-        f"{f'evo {k}N us':>10} {'d/evo N':>8} {f'd/evo {k}N':>8} {'wall d/N':>8} {'own %':>6}"
+        f"{f'evo {k}N us':>10} {'d/evo N':>8} {f'd/evo {k}N':>8} {'wall d/N':>8} {'own %':>6} "
+        f"{'apart h':>7}"
     ]
+    unpaired = []
     for model, variants in report.items():
         for variant, entry in variants.items():
             for row in entry["seeds"]:
@@ -150,8 +167,11 @@ def table(report: dict, k: int) -> str:
                     f"{_fmt(row['droplet_over_evolutionary_N']):>8} "
                     f"{_fmt(row['droplet_over_evolutionary_kN']):>8} "
                     f"{_fmt(row['wall_over_evolutionary_N']):>8} "
-                    f"{_fmt(row['droplet_own_pct'], '.1f'):>6}"
+                    f"{_fmt(row['droplet_own_pct'], '.1f'):>6} "
+                    f"{_fmt(row.get('hours_apart'), '.1f'):>7}"
                 )
+                if (row.get("hours_apart") or 0) > PAIRED_HOURS:
+                    unpaired.append(f"{model} {variant} seed {row['seed']}")
             means = entry["geomean"]
             lines.append(
                 f"{model:<12} {variant:<34} {'geo':>4} {'':>11} {'':>10} {'':>10} "
@@ -165,6 +185,12 @@ def table(report: dict, k: int) -> str:
                 f"d/evo N {format_interval(intervals.get('droplet_over_evolutionary_N'))}, "
                 f"d/evo {k}N {format_interval(intervals.get('droplet_over_evolutionary_kN'))}"
             )
+    if unpaired:
+        lines.append(
+            f"wall d/N compares runs tuned more than {PAIRED_HOURS:g} h apart (apart h) for "
+            f"{', '.join(unpaired)}: the machine's speed moves over hours; tune both again to "
+            "compare their times"
+        )
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.e2e import ModelRunSpec, plan, run_all
-from benchmarks.e2e_report import figures, summary, task_figures, task_ratio_table
+from benchmarks.e2e_report import figures, summary, table, task_figures, task_ratio_table
 from benchmarks.environment import measured_commit, tuned_commit
 from benchmarks.tuning_runs import resolved_options
 from ms_droplet.adapters.provenance import PROVENANCE_FILE, read_provenance
@@ -69,6 +69,10 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
     records = Path(prefix["work_dir"], "database_tuning_record.json").read_text().splitlines()
     assert len(records) == 8 and sum(task["trials"] for task in prefix["tasks"]) == 8
     assert 0 < prefix["tuning_seconds"] < runs["evolutionary 16"]["tuning_seconds"]
+    # Each run says when it was tuned; this one's seed was tuned in one sitting.
+    assert prefix["finished_at"] == runs["evolutionary 16"]["finished_at"]
+    (row,) = results["report"]["tiny"]["droplet"]["seeds"]
+    assert 0 <= row["hours_apart"] < 1 and "h apart" not in done.stdout
     # The per-task table: round-robin gives each of the two tasks a batch of 4.
     droplet = runs["droplet 8"]
     assert [task["trials"] for task in droplet["tasks"]] == [4, 4]
@@ -154,11 +158,14 @@ def test_model_mode_tunes_remeasures_and_reports(tmp_path):
 def test_model_ratios_pair_runs_of_the_same_seed():
     def run(method, trials, seed, seconds, options=""):
         variant = f"{method} {options}".strip()
+        # Seed 0's runs tuned within half an hour, seed 1's droplet runs eight hours later.
+        finished = "2026-12-07T14:30:00+00:00" if method == "droplet" and seed else None
         return {
             "run_id": f"{variant}{trials}{seed}",
             "variant": variant,
             "spec": {"model": "m", "method": method, "trials": trials, "seed": seed},
             "tuning_seconds": seconds,
+            "finished_at": finished or f"2026-12-07T0{6 if method == 'droplet' else 7}:00:00+00:00",
             "droplet_own_seconds": 1.0 if method == "droplet" else None,
         }
 
@@ -180,6 +187,11 @@ def test_model_ratios_pair_runs_of_the_same_seed():
     assert default["geomean"]["droplet_over_evolutionary_kN"] == pytest.approx(0.9 / 0.8)
     assert default["geomean"]["wall_over_evolutionary_N"] == pytest.approx(0.5)
     assert default["seeds"][0]["droplet_own_pct"] == pytest.approx(10.0)
+    # The wall ratio of runs tuned hours apart is named under the table.
+    assert [row["hours_apart"] for row in default["seeds"]] == pytest.approx([1.0, 7.5])
+    warning = table(report, k=3).splitlines()[-1]
+    assert "more than 2 h apart" in warning and "m droplet seed 1" in warning
+    assert "seed 0" not in warning and "on_converge=stop seed 1" in warning
     stop = report["m"]["droplet on_converge=stop"]
     assert stop["geomean"]["droplet_over_evolutionary_N"] == pytest.approx(1.2)
     document = summary(report, [0, 1], "c" * 40)
@@ -239,8 +251,12 @@ def test_task_ratios_pair_each_task_with_its_evolutionary_run_of_the_same_seed()
     assert (
         conv["seeds"][0]["droplet_trials"] == 32 and conv["seeds"][0]["evolutionary_trials"] == 16
     )
-    table = task_ratio_table(report)
-    assert "0.894" in table and "1/2" in table and "0.80* (32/16) 1.00 (32/16)" in table
+    ratio_table = task_ratio_table(report)
+    assert (
+        "0.894" in ratio_table
+        and "1/2" in ratio_table
+        and "0.80* (32/16) 1.00 (32/16)" in ratio_table
+    )
 
 
 def test_plan_pairs_every_seed_and_tunes_each_run_once():
