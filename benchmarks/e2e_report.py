@@ -25,27 +25,21 @@ two latency ratios' geometric means over seeds come with their 95% confidence in
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .report import format_interval, geomean, geomean_interval, labelled_attempts
+from .report import (
+    PAIRED_HOURS,
+    format_interval,
+    geomean,
+    geomean_interval,
+    hours_apart,
+    labelled_attempts,
+    unpaired_text,
+)
 
 # The ratios whose geometric mean over seeds gets a confidence interval.
 INTERVAL_RATIOS = ("droplet_over_evolutionary_N", "droplet_over_evolutionary_kN")
-
-# Runs tuned further apart than this are not one sitting: the same search and seed took 1.5 -
-# 1.75x as long one night as that afternoon (RESULTS.md), so their wall ratio is flagged. A
-# harness run tunes a seed's runs back to back, well within it.
-PAIRED_HOURS = 2.0
-
-
-def hours_apart(run: dict, other: dict | None) -> float | None:
-    """Hours between the ends of two runs' tuning; None where either has no ``finished_at``."""
-    if other is None or not run.get("finished_at") or not other.get("finished_at"):
-        return None
-    end, other_end = (datetime.fromisoformat(r["finished_at"]) for r in (run, other))
-    return abs((end - other_end).total_seconds()) / 3600
 
 
 def _by_key(runs: list[dict]) -> dict[tuple, dict]:
@@ -186,11 +180,7 @@ def table(report: dict, k: int) -> str:
                 f"d/evo {k}N {format_interval(intervals.get('droplet_over_evolutionary_kN'))}"
             )
     if unpaired:
-        lines.append(
-            f"wall d/N compares runs tuned more than {PAIRED_HOURS:g} h apart (apart h) for "
-            f"{', '.join(unpaired)}: the machine's speed moves over hours; tune both again to "
-            "compare their times"
-        )
+        lines.append(unpaired_text(unpaired))
     return "\n".join(lines)
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 
 from .remeasure import worst_spread
 
@@ -54,6 +55,11 @@ RATIOS = (
     "numpy_fraction",
     "remeasured_over_recorded",
 )
+# Runs tuned further apart than this are not one sitting: the same search and seed took 1.5 -
+# 1.75x as long one night as that afternoon (RESULTS.md), so a wall ratio of such runs is
+# flagged. One invocation of the harness tunes a pair within it: minutes apart in a model's
+# runs, at most 1.6 h apart in the standard profile's (its runs at 4B come last).
+PAIRED_HOURS = 2.0
 
 
 def geomean(values: Iterable[float]) -> float | None:
@@ -104,6 +110,22 @@ def format_interval(
     return f"{format(interval[0], spec)}{between}{format(interval[1], spec)}"
 
 
+def hours_apart(run: dict, other: dict | None) -> float | None:
+    """Hours between the ends of two runs' tuning; None where either has no ``finished_at``."""
+    if other is None or not run.get("finished_at") or not other.get("finished_at"):
+        return None
+    end, other_end = (datetime.fromisoformat(r["finished_at"]) for r in (run, other))
+    return abs((end - other_end).total_seconds()) / 3600
+
+
+def unpaired_text(names: list[str]) -> str:
+    """The line under a table naming the seeds whose wall ratio compares two sittings."""
+    return (
+        f"wall ratio of runs tuned more than {PAIRED_HOURS:g} h apart for {', '.join(names)}: "
+        "the machine's speed moves over hours; tune both again to compare their times"
+    )
+
+
 def trials_to_match(curve: list, target: float) -> int | None:
     """First trial count at which a best-so-far curve reaches ``target`` (seconds)."""
     for trials, best, _ in curve:
@@ -131,7 +153,7 @@ def figures(
     per_workload = {}
     for workload, seeds in sorted(by_workload.items()):
         rows = []
-        for _seed, methods in sorted(seeds.items()):
+        for seed, methods in sorted(seeds.items()):
             latency = {
                 key: latencies.get(run["run_id"], {}).get("latency_s")
                 for key, run in methods.items()
@@ -139,6 +161,7 @@ def figures(
             droplet = methods.get("droplet")
             evo_kb = methods.get("evolutionary@kB")
             row = {
+                "seed": seed,
                 "latency_us": {m: (v * 1e6 if v else None) for m, v in latency.items()},
                 "gflops": {
                     m: (flops[workload] / v / 1e9 if v else None) for m, v in latency.items()
@@ -150,6 +173,7 @@ def figures(
             if droplet and evo_kb and droplet["curve"]:
                 row["trials_to_match"] = trials_to_match(evo_kb["curve"], droplet["curve"][-1][1])
                 row["wall_ratio"] = droplet["tuning_seconds"] / evo_kb["tuning_seconds"]
+                row["hours_apart"] = hours_apart(droplet, evo_kb)
             if droplet and droplet["curve"] and latency.get("droplet"):
                 row["remeasured_over_recorded"] = latency["droplet"] / droplet["curve"][-1][1]
             if droplet and droplet.get("droplet_own_seconds") is not None:
@@ -274,6 +298,14 @@ def table(report: dict, budget: int, k: int) -> str:
         f"{'geomean':<8} {blank_latencies} {_row(cells)} {'':>7} {wall} {'':>8} {_row(tail)}"
     )
     lines.append(f"95% confidence intervals of the geomeans: {interval_text(report)}")
+    unpaired = [
+        f"{workload} seed {row['seed']}"
+        for workload, w in report["workloads"].items()
+        for row in w["seeds"]
+        if (row.get("hours_apart") or 0) > PAIRED_HOURS
+    ]
+    if unpaired:
+        lines.append(unpaired_text(unpaired))
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +400,8 @@ def execute(spec: RunSpec, out_dir: Path, target: Any) -> dict:
         "target": json.loads(str(target)),
         "work_dir": str(work_dir),
         "tuning_seconds": seconds,
+        # When the tuning ended: the report flags wall ratios of runs tuned hours apart.
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "curve": recorder.curve,
         "droplet_own_seconds": log_seconds(work_dir, r"droplet's own time ([0-9.]+) s"),
         "post_trials": post_trials,

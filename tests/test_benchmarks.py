@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.profiles import PROFILES
 from benchmarks.report import figures, geomean, geomean_interval, trials_to_match
+from benchmarks.report import table as report_table
 from benchmarks.sweep import parse_variant, summarise, table
 from benchmarks.tuning_runs import (
     OPTIONS_ADDED,
@@ -31,19 +32,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_report_figures_on_known_numbers():
-    def run(method, budget, curve, seconds, own=None):
+    def run(method, budget, curve, seconds, own=None, finished="2026-12-07T20:00:00+00:00"):
         return {
             "run_id": f"{method}{budget}",
             "spec": {"workload": "GMM:0", "method": method, "budget": budget, "seed": 0},
             "curve": curve,
             "tuning_seconds": seconds,
+            "finished_at": finished,
             "droplet_own_seconds": own,
         }
 
     runs = [
         run("droplet", 8, [(4, 3e-3, 1), (8, 1e-3, 2)], 10.0, own=0.2),
         run("evolutionary", 8, [(8, 2e-3, 2)], 12.0),
-        run("evolutionary", 16, [(8, 2e-3, 2), (16, 0.9e-3, 4)], 20.0),
+        run(
+            "evolutionary",
+            16,
+            [(8, 2e-3, 2), (16, 0.9e-3, 4)],
+            20.0,
+            finished="2026-12-07T17:00:00+00:00",
+        ),
     ]
     latencies = {"droplet8": {"latency_s": 1e-3}, "evolutionary8": {"latency_s": 2e-3}}
     latencies["evolutionary16"] = {"latency_s": 0.8e-3}
@@ -61,6 +69,10 @@ def test_report_figures_on_known_numbers():
     assert trials_to_match([(8, 2e-3, 0)], 1e-3) is None
     assert geomean([2.0, 8.0]) == pytest.approx(4.0) and geomean([None]) is None
     assert report["interval_95"] == {"equal_budget_ratio": None, "budget_ratio": None}
+    # Droplet's run ended 3 h after evolutionary search's at kB: its wall ratio is flagged.
+    assert row["seeds"][0]["hours_apart"] == pytest.approx(3.0)
+    warning = report_table(report, budget=8, k=2).splitlines()[-1]
+    assert "more than 2 h apart for GMM:0 seed 0" in warning
 
 
 def test_geomean_interval_is_students_t_over_the_logarithms():
@@ -277,6 +289,9 @@ def test_tiny_profile_writes_json_and_png(tmp_path):
         assert remeasured["spread"] == pytest.approx((high - low) / median)
         assert run["target"]["kind"] == "llvm" and run["target"]["mcpu"]  # what remeasure builds
     row = results["report"]["workloads"]["GMM:0"]
+    # Each run says when it was tuned; these were tuned in one sitting.
+    assert all(run["finished_at"] for run in results["runs"])
+    assert 0 <= row["seeds"][0]["hours_apart"] < 1 and "h apart" not in done.stdout
     for name in ("equal_budget_ratio", "budget_ratio", "wall_ratio", "overhead", "numpy_fraction"):
         assert row[name] is not None and row[name] > 0, name
     assert results["numpy"]["GMM:0"]["gflops"] > 0
