@@ -31,6 +31,7 @@ from typing import Any
 from .report import (
     PAIRED_HOURS,
     format_interval,
+    format_value,
     geomean,
     geomean_interval,
     hours_apart,
@@ -134,14 +135,6 @@ def summary(
     return {"commit": commit, "seeds": seeds, "models": models}
 
 
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return (
-        "-"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else format(value, spec)
-    )
-
-
 def table(report: dict, k: int) -> str:
     """The model table: re-measured latencies, ratios and tuning times per variant and seed."""
     lines = [
@@ -155,23 +148,23 @@ def table(report: dict, k: int) -> str:
             for row in entry["seeds"]:
                 lines.append(
                     f"{model:<12} {variant:<34} {row['seed']:>4} "
-                    f"{_fmt(row['droplet_us'], '.1f'):>11} "
-                    f"{_fmt(row['evolutionary_N_us'], '.1f'):>10} "
-                    f"{_fmt(row['evolutionary_kN_us'], '.1f'):>10} "
-                    f"{_fmt(row['droplet_over_evolutionary_N']):>8} "
-                    f"{_fmt(row['droplet_over_evolutionary_kN']):>8} "
-                    f"{_fmt(row['wall_over_evolutionary_N']):>8} "
-                    f"{_fmt(row['droplet_own_pct'], '.1f'):>6} "
-                    f"{_fmt(row.get('hours_apart'), '.1f'):>7}"
+                    f"{format_value(row['droplet_us'], '.1f'):>11} "
+                    f"{format_value(row['evolutionary_N_us'], '.1f'):>10} "
+                    f"{format_value(row['evolutionary_kN_us'], '.1f'):>10} "
+                    f"{format_value(row['droplet_over_evolutionary_N']):>8} "
+                    f"{format_value(row['droplet_over_evolutionary_kN']):>8} "
+                    f"{format_value(row['wall_over_evolutionary_N']):>8} "
+                    f"{format_value(row['droplet_own_pct'], '.1f'):>6} "
+                    f"{format_value(row['hours_apart'], '.1f'):>7}"
                 )
-                if (row.get("hours_apart") or 0) > PAIRED_HOURS:
+                if (row["hours_apart"] or 0) > PAIRED_HOURS:
                     unpaired.append(f"{model} {variant} seed {row['seed']}")
             means = entry["geomean"]
             lines.append(
                 f"{model:<12} {variant:<34} {'geo':>4} {'':>11} {'':>10} {'':>10} "
-                f"{_fmt(means['droplet_over_evolutionary_N']):>8} "
-                f"{_fmt(means['droplet_over_evolutionary_kN']):>8} "
-                f"{_fmt(means['wall_over_evolutionary_N']):>8}"
+                f"{format_value(means['droplet_over_evolutionary_N']):>8} "
+                f"{format_value(means['droplet_over_evolutionary_kN']):>8} "
+                f"{format_value(means['wall_over_evolutionary_N']):>8}"
             )
             intervals = entry.get("interval_95", {})
             lines.append(
@@ -193,8 +186,8 @@ def attempts_text(runs: list[dict], attempts: list[dict[str, dict]], k: int) -> 
                 means = entry["geomean"]
                 lines.append(
                     f"{label}: {model} {variant}: "
-                    f"d/evo N {_fmt(means['droplet_over_evolutionary_N'])}, "
-                    f"d/evo {k}N {_fmt(means['droplet_over_evolutionary_kN'])}"
+                    f"d/evo N {format_value(means['droplet_over_evolutionary_N'])}, "
+                    f"d/evo {k}N {format_value(means['droplet_over_evolutionary_kN'])}"
                 )
     return "\n".join(lines)
 
@@ -223,12 +216,12 @@ def task_table(runs: list[dict], remeasured: dict[str, dict]) -> str:
             remeasured_sum += task["weight"] * (again or math.nan)
             lines.append(
                 f"{run['run_id']:<52} {task['task']:<34} {task['weight']:>6.0f} "
-                f"{task['trials']:>6} {_fmt(task['best_us'], '.2f'):>10} "
-                f"{_fmt(again, '.2f'):>10} {task['phase']}"
+                f"{task['trials']:>6} {format_value(task['best_us'], '.2f'):>10} "
+                f"{format_value(again, '.2f'):>10} {task['phase']}"
             )
         lines.append(
             f"{run['run_id']:<52} {'weighted sum':<34} {'':>6} {'':>6} "
-            f"{_fmt(recorded_sum, '.2f'):>10} {_fmt(remeasured_sum, '.2f'):>10}"
+            f"{format_value(recorded_sum, '.2f'):>10} {format_value(remeasured_sum, '.2f'):>10}"
         )
     return "\n".join(lines)
 
@@ -301,7 +294,7 @@ def task_ratio_table(report: dict) -> str:
                     for row in entry["seeds"]
                 )
                 lines.append(
-                    f"{model:<12} {variant:<34} {name:<34} {_fmt(entry['geomean']):>8} "
+                    f"{model:<12} {variant:<34} {name:<34} {format_value(entry['geomean']):>8} "
                     f"{entry['droplet_faster']:>3}/{len(entry['seeds']):<3} {seeds}"
                 )
     return "\n".join(lines)

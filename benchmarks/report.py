@@ -97,8 +97,9 @@ def geomean_interval(
 
 
 def format_value(value: float | None, spec: str = ".3f") -> str:
-    """``value`` formatted with ``spec``, or ``-`` for a figure a run does not have."""
-    return "-" if value is None else format(value, spec)
+    """``value`` formatted with ``spec``, or ``-`` for a figure a run does not have (None, NaN)."""
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "-" if missing else format(value, spec)
 
 
 def format_interval(
